@@ -144,6 +144,9 @@ func TestCleanupLeavesNothing(t *testing.T) {
 			t.Fatal("Leftovers sees nothing of a running lab")
 		}
 	})
+	if l == nil {
+		return // the subtest was skipped (-short, or no OVS outside CI)
+	}
 	if left := l.Leftovers(); len(left) != 0 {
 		t.Errorf("after cleanup, left behind: %v", left)
 	}

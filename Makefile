@@ -1,0 +1,71 @@
+# flowspan — build, test and lint. See README.md.
+SHELL := /bin/bash
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+# Debian packages the integration tests, the demo and the benchmarks need.
+DEB_PACKAGES := openvswitch-switch tcpdump iproute2 iperf3 ethtool iputils-ping
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The whole suite must stay well under 15 minutes on 2 cores.
+TEST_TIMEOUT ?= 14m
+FUZZTIME ?= 10s
+
+.PHONY: all deps build test test-unit test-integration fuzz lint models bench demo clean
+
+all: build
+
+## deps: install missing Debian packages and download Go modules (idempotent, quiet when nothing is missing)
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@$(GO) mod download
+
+## build: bin/flowspan
+build:
+	$(GO) build -o bin/flowspan ./cmd/flowspan
+
+## test: unit and integration tests against a real (private) Open vSwitch, plus short fuzz runs
+test: deps
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+
+## test-unit: tests that need neither root nor Open vSwitch
+test-unit:
+	$(GO) test -short -race -count=1 ./...
+
+## fuzz: each native fuzz target for a short, fixed time
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || { echo "fuzz: $$f failed"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
+	  done; \
+	done
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## models: regenerate the OVSDB models from the installed vswitchd schema
+models:
+	$(GO) generate ./ovsdb/...
+
+## bench: not there yet (issue 8)
+bench:
+	@echo "make bench: not implemented yet (see issue 8); no benchmark results exist" >&2; exit 1
+
+## demo: not there yet (issue 6)
+demo:
+	@echo "make demo: not implemented yet (see issue 6)" >&2; exit 1
+
+clean:
+	rm -rf bin
