@@ -192,14 +192,35 @@ func (s *packetSocket) Close() error { return unix.Close(s.fd) }
 
 // Run reads frames until ctx ends and hands each received one (frames the
 // kernel itself sends out of the device are skipped) to fn, with the VLAN
-// tag the kernel moved out of the frame put back in place.
-func (s *packetSocket) Run(ctx context.Context, fn func(ts time.Time, frame []byte, origLen int) error) error {
+// tag the kernel moved out of the frame put back in place. When ctx ends it
+// still delivers the frames already queued on the socket. idle, if not nil,
+// is called when no frame arrived for a short while.
+func (s *packetSocket) Run(ctx context.Context, fn func(ts time.Time, frame []byte, origLen int) error, idle func() error) error {
 	buf := make([]byte, 256<<10)
 	oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{}))))
-	for ctx.Err() == nil {
-		n, oobn, _, from, err := unix.Recvmsg(s.fd, buf[4:], oob, unix.MSG_TRUNC)
+	draining := false
+	for {
+		flags := unix.MSG_TRUNC
+		if !draining && ctx.Err() != nil {
+			draining = true
+		}
+		if draining {
+			flags |= unix.MSG_DONTWAIT
+		}
+		n, oobn, _, from, err := unix.Recvmsg(s.fd, buf[4:], oob, flags)
 		if err != nil {
-			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if errors.Is(err, unix.EAGAIN) {
+				if draining {
+					return nil
+				}
+				if idle != nil {
+					if err := idle(); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			return fmt.Errorf("read packet: %w", err)
@@ -223,7 +244,6 @@ func (s *packetSocket) Run(ctx context.Context, fn func(ts time.Time, frame []by
 			return err
 		}
 	}
-	return nil
 }
 
 func vlanFromAux(oob []byte) (tci, tpid uint16, ok bool) {

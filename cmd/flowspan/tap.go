@@ -208,17 +208,23 @@ func runTap(ctx context.Context, e *env, args []string) error {
 	}()
 	var count int
 	lastFlush := time.Now()
+	flush := func() error {
+		if bufw == nil || bufw.Buffered() == 0 {
+			return nil
+		}
+		lastFlush = time.Now()
+		return bufw.Flush()
+	}
 	runErr := sock.Run(rctx, func(ts time.Time, frame []byte, origLen int) error {
 		if err := pw.WritePacket(ts, frame, origLen); err != nil {
 			return err
 		}
 		count++
-		if bufw != nil && time.Since(lastFlush) > 200*time.Millisecond {
-			lastFlush = time.Now()
-			return bufw.Flush()
+		if time.Since(lastFlush) > 200*time.Millisecond {
+			return flush()
 		}
 		return nil
-	})
+	}, flush)
 	closeErr := out.Close()
 	if tcpdump != nil {
 		select {

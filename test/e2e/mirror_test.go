@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowspan/flowspan/api"
+	"github.com/flowspan/flowspan/test/lab"
+)
+
+// udpCount counts UDP packets to dstPort.
+func udpCount(pkts []lab.Packet, dstPort uint16) int { return len(lab.Filter(pkts, lab.UDPTo(dstPort))) }
+
+// expectUDP checks that exactly want[port] UDP packets to each port were captured.
+func expectUDP(t *testing.T, where string, pkts []lab.Packet, want map[uint16]int) {
+	t.Helper()
+	for port, n := range want {
+		if got := udpCount(pkts, port); got != n {
+			t.Errorf("%s: %d UDP packets to port %d, want exactly %d; captured:\n%s", where, got, port, n, lab.Summary(pkts))
+		}
+	}
+}
+
+// waitStats polls a mirror's counters until its total equals want packets.
+func (e *env) waitStats(name string, want int) api.MirrorStats {
+	e.t.Helper()
+	var st api.MirrorStats
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st = e.stats(name)
+		if st.Packets == uint64(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.Packets != uint64(want) {
+		e.t.Errorf("mirror %s: stats report %d packets, the output port captured %d (stats %+v)", name, st.Packets, want, st)
+	}
+	return st
+}
+
+// selection returns a mirror's counters for one port and direction.
+func selection(st api.MirrorStats, port string, dir api.Direction) (api.SelectionStats, bool) {
+	for _, s := range st.Selections {
+		if s.Port == port && s.Direction == dir {
+			return s, true
+		}
+	}
+	return api.SelectionStats{}, false
+}
+
+// TestSelectionKinds mirrors with each selection kind and checks, on the
+// output port, that exactly the selected packets arrive once each, that the
+// copy carries the VLAN the native Mirror would give it, and that the
+// mirror's counters equal what was captured.
+func TestSelectionKinds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hs := e.hosts(3)
+	h1, h2, h3 := hs[0], hs[1], hs[2]
+	// Two hosts in access VLAN 10.
+	v1 := e.host("v1", 11, lab.HostConfig{Tag: 10, IPv4: "10.0.10.1/24"})
+	v2 := e.host("v2", 12, lab.HostConfig{Tag: 10, IPv4: "10.0.10.2/24"})
+	neighbors(t, []*lab.Host{v1, v2})
+	e.outputPort("m0")
+	e.learn(hs)
+	if v1.Ping(t, v2.IPv4(), 1) != 1 {
+		t.Fatal("ping v1 -> v2 failed")
+	}
+
+	// traffic sends the same pattern each time:
+	//   5001: h1 -> h2 x5 (ingress h1, egress h2)
+	//   5002: h2 -> h1 x7 (ingress h2, egress h1)
+	//   5003: h3 -> h2 x4 (ingress h3, egress h2)
+	//   5010: v1 -> v2 x3 (VLAN 10)
+	traffic := func() {
+		h1.SendUDP(t, h2.IPv4(), 4001, 5001, 100, 5)
+		h2.SendUDP(t, h1.IPv4(), 4002, 5002, 100, 7)
+		h3.SendUDP(t, h2.IPv4(), 4003, 5003, 100, 4)
+		v1.SendUDP(t, v2.IPv4(), 4010, 5010, 100, 3)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		want  map[uint16]int
+		check func(t *testing.T, pkts []lab.Packet, st api.MirrorStats)
+	}{
+		{
+			name: "port",
+			args: []string{"--port", "h1"},
+			want: map[uint16]int{5001: 5, 5002: 7, 5003: 0, 5010: 0},
+			check: func(t *testing.T, pkts []lab.Packet, st api.MirrorStats) {
+				in, ok1 := selection(st, "h1", api.DirIngress)
+				out, ok2 := selection(st, "h1", api.DirEgress)
+				if !ok1 || !ok2 || in.Packets != 5 || out.Packets != 7 {
+					t.Errorf("per-selection stats: h1 ingress %+v (found %v), h1 egress %+v (found %v); want 5 and 7", in, ok1, out, ok2)
+				}
+			},
+		},
+		{name: "ingress", args: []string{"--ingress", "h1"}, want: map[uint16]int{5001: 5, 5002: 0, 5003: 0, 5010: 0}},
+		{name: "egress", args: []string{"--egress", "h1"}, want: map[uint16]int{5001: 0, 5002: 7, 5003: 0, 5010: 0}},
+		{name: "ingress and egress of different ports", args: []string{"--ingress", "h3", "--egress", "h1"}, want: map[uint16]int{5001: 0, 5002: 7, 5003: 4, 5010: 0}},
+		{name: "all", args: []string{"--all"}, want: map[uint16]int{5001: 5, 5002: 7, 5003: 4, 5010: 3}},
+		{
+			name: "vlan only",
+			args: []string{"--vlan", "10"},
+			want: map[uint16]int{5001: 0, 5002: 0, 5003: 0, 5010: 3},
+			check: func(t *testing.T, pkts []lab.Packet, _ api.MirrorStats) {
+				// m0 has no tag: like the native Mirror, copies of VLAN 10
+				// traffic leave it tagged 10.
+				for _, p := range lab.Filter(pkts, lab.UDPTo(5010)) {
+					if !slices.Equal(p.VLANs, []uint16{10}) {
+						t.Errorf("copy %s: VLANs %v, want [10]", p, p.VLANs)
+					}
+				}
+			},
+		},
+		{name: "filter only", args: []string{"--match", "udp,tp_dst=5003"}, want: map[uint16]int{5001: 0, 5002: 0, 5003: 4, 5010: 0}},
+		{name: "port with filter", args: []string{"--port", "h2", "--match", "udp,tp_src=4001", "--match", "udp,tp_dst=5003"}, want: map[uint16]int{5001: 5, 5002: 0, 5003: 4, 5010: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e.lab.Capture(t, "m0")
+			args := append([]string{"mirror", "add", "sel", "--bridge", "br0", "--to", "m0"}, tt.args...)
+			e.must(args...)
+			e.waitActive("sel")
+			traffic()
+			pkts := c.Stop(t)
+			expectUDP(t, "m0", pkts, tt.want)
+			// Every packet on m0 is a copy: the counters must equal the capture.
+			st := e.waitStats("sel", len(pkts))
+			if tt.check != nil {
+				tt.check(t, pkts, st)
+			}
+			e.must("mirror", "del", "sel")
+		})
+	}
+}
+
+// TestFiltersTwoMirrorsAndDelete runs two mirrors to different outputs and
+// two overlapping mirrors to the same output, then deletes them.
+func TestFiltersTwoMirrorsAndDelete(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hs := e.hosts(2)
+	h1, h2 := hs[0], hs[1]
+	e.outputPort("m0")
+	e.outputPort("m1")
+	e.learn(hs)
+
+	e.must("mirror", "add", "a", "--bridge", "br0", "--port", "h1", "--match", "udp,tp_dst=5001", "--match", "icmp", "--to", "m0")
+	// Flags before the name work too.
+	e.must("mirror", "add", "--bridge", "br0", "--ingress", "h2", "--to", "m1", "b")
+	// Overlaps a on the same output: each packet still arrives once.
+	e.must("mirror", "add", "c", "--bridge", "br0", "--ingress", "h1", "--match", "udp,tp_dst=5001", "--to", "m0")
+	for _, n := range []string{"a", "b", "c"} {
+		e.waitActive(n)
+	}
+	if got := e.list(); len(got) != 3 {
+		t.Fatalf("mirror list: %d mirrors, want 3: %+v", len(got), got)
+	}
+
+	c0, c1 := e.lab.Capture(t, "m0"), e.lab.Capture(t, "m1")
+	h1.SendUDP(t, h2.IPv4(), 4001, 5001, 64, 5)
+	h1.SendUDP(t, h2.IPv4(), 4002, 5002, 64, 3)
+	if got := h1.Ping(t, h2.IPv4(), 4); got != 4 {
+		t.Fatalf("ping: %d replies, want 4", got)
+	}
+	p0, p1 := c0.Stop(t), c1.Stop(t)
+	expectUDP(t, "m0", p0, map[uint16]int{5001: 5, 5002: 0})
+	if got := len(lab.Filter(p0, lab.ICMPEcho)); got != 8 {
+		t.Errorf("m0: %d ICMP echo packets, want 8 (4 requests in, 4 replies out of h1):\n%s", got, lab.Summary(p0))
+	}
+	// b selects what h2 sends: the 4 echo replies, nothing else of ours.
+	expectUDP(t, "m1", p1, map[uint16]int{5001: 0, 5002: 0})
+	replies := lab.Filter(p1, func(p lab.Packet) bool { return p.Proto == 1 && p.ICMPType == 0 })
+	if got := len(lab.Filter(p1, lab.ICMPEcho)); got != 4 || len(replies) != 4 {
+		t.Errorf("m1: %d ICMP echo packets (%d replies), want 4 replies only:\n%s", got, len(replies), lab.Summary(p1))
+	}
+
+	// Delete a and c: m0 gets nothing more, b keeps working.
+	e.must("mirror", "del", "a")
+	e.must("mirror", "del", "c")
+	if r := e.fs("mirror", "show", "a"); r.code != 1 || !strings.Contains(r.stderr, `"a"`) {
+		t.Errorf("show deleted mirror: %v", r)
+	}
+	c0, c1 = e.lab.Capture(t, "m0"), e.lab.Capture(t, "m1")
+	h1.SendUDP(t, h2.IPv4(), 4001, 5001, 64, 5)
+	h2.SendUDP(t, h1.IPv4(), 4002, 5002, 64, 6)
+	p0, p1 = c0.Stop(t), c1.Stop(t)
+	if len(p0) != 0 {
+		t.Errorf("m0 after deleting its mirrors: %d packets, want 0:\n%s", len(p0), lab.Summary(p0))
+	}
+	expectUDP(t, "m1", p1, map[uint16]int{5001: 0, 5002: 6})
+
+	// Deleting the last mirror releases the bridge: flowspan's controller
+	// target goes away and forwarding goes on.
+	e.must("mirror", "del", "b")
+	lab.Eventually(t, 10*time.Second, func() error {
+		if out := strings.TrimSpace(e.lab.MustVsctl(t, "get-controller", "br0")); out != "" {
+			return fmt.Errorf("br0 controllers after the last mirror was deleted: %q, want none", out)
+		}
+		return nil
+	})
+	if got := h1.Ping(t, h2.IPv4(), 3); got != 3 {
+		t.Errorf("ping after release: %d replies, want 3", got)
+	}
+	c1 = e.lab.Capture(t, "m1")
+	h2.SendUDP(t, h1.IPv4(), 4002, 5002, 64, 3)
+	if p := c1.Stop(t); len(p) != 0 {
+		t.Errorf("m1 after deleting every mirror: %d packets, want 0:\n%s", len(p), lab.Summary(p))
+	}
+	if got := e.list(); len(got) != 0 {
+		t.Errorf("mirror list after deleting all: %+v", got)
+	}
+}
+
+// TestCreateOutputPort checks --to PORT --create: flowspan creates the
+// internal port and removes it with the mirror.
+func TestCreateOutputPort(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hs := e.hosts(2)
+	e.learn(hs)
+	e.must("mirror", "add", "web", "--bridge", "br0", "--port", "h1", "--to", "cap0", "--create")
+	e.waitActive("web")
+	if !slices.Contains(e.ports("br0"), "cap0") {
+		t.Fatalf("ports of br0 after --create: %v, want cap0 among them", e.ports("br0"))
+	}
+	e.linkUp("cap0")
+	c := e.lab.Capture(t, "cap0")
+	hs[0].SendUDP(t, hs[1].IPv4(), 4001, 5001, 64, 5)
+	expectUDP(t, "cap0", c.Stop(t), map[uint16]int{5001: 5})
+	e.must("mirror", "del", "web")
+	lab.Eventually(t, 10*time.Second, func() error {
+		if p := e.ports("br0"); slices.Contains(p, "cap0") {
+			return fmt.Errorf("ports of br0 after deleting the mirror: %v, want no cap0", p)
+		}
+		return nil
+	})
+}
