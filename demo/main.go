@@ -1,0 +1,352 @@
+// Command demo is what "make demo" runs (through demo/run.sh): it starts a
+// private Open vSwitch (its own directory and network namespaces, never the
+// system OVS) with three hosts, runs "flowspan serve" against it, adds a
+// filtered mirror with the flowspan CLI, generates traffic and shows what
+// the mirror captured next to what was sent and what the filter excluded.
+// Everything it creates is removed when it ends, also on failure or Ctrl-C.
+//
+//	go run ./demo --flowspan bin/flowspan
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flowspan/flowspan/test/lab"
+)
+
+func main() {
+	bin := flag.String("flowspan", "bin/flowspan", "path of the flowspan binary")
+	verbose := flag.Bool("v", false, "show the lab's and the daemon's logs")
+	flag.Parse()
+	d := &demo{verbose: *verbose}
+	os.Exit(d.main(*bin))
+}
+
+// demo implements lab.T for a program: Fatalf aborts the demo (through a
+// panic that main recovers), Cleanup functions run at the end in reverse
+// order, whatever happened.
+type demo struct {
+	verbose bool
+
+	mu       sync.Mutex
+	cleanups []func()
+	failed   bool
+	cleaned  bool
+}
+
+var _ lab.T = (*demo)(nil)
+
+type abort struct{}
+
+func (d *demo) Helper() {}
+
+func (d *demo) Logf(format string, args ...any) {
+	if d.verbose {
+		fmt.Fprintf(os.Stderr, "    (lab) "+format+"\n", args...)
+	}
+}
+
+func (d *demo) Fatalf(format string, args ...any) {
+	d.mu.Lock()
+	d.failed = true
+	d.mu.Unlock()
+	fmt.Fprintf(os.Stderr, "\ndemo FAILED: "+format+"\n", args...)
+	panic(abort{})
+}
+
+func (d *demo) Skipf(format string, args ...any) { d.Fatalf(format, args...) }
+
+func (d *demo) Cleanup(f func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cleanups = append(d.cleanups, f)
+}
+
+func (d *demo) Failed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failed
+}
+
+// cleanup runs the registered cleanups once, last first.
+func (d *demo) cleanup() {
+	d.mu.Lock()
+	if d.cleaned {
+		d.mu.Unlock()
+		return
+	}
+	d.cleaned = true
+	fs := d.cleanups
+	d.cleanups = nil
+	d.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					fmt.Fprintf(os.Stderr, "demo: cleanup step failed: %v\n", r)
+				}
+			}()
+			fs[i]()
+		}()
+	}
+}
+
+func (d *demo) main(bin string) (code int) {
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	if _, err := os.Stat(abs); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: flowspan binary: %v (build it with: go build -o bin/flowspan ./cmd/flowspan)\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "\ndemo: %v: cleaning up\n", s)
+		d.cleanup()
+		os.Exit(130)
+	}()
+	defer signal.Stop(sigs)
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(abort); !ok {
+				fmt.Fprintf(os.Stderr, "demo: %v\n", r)
+			}
+			code = 1
+		}
+		step("Cleaning up")
+		d.cleanup()
+		fmt.Println("  removed the daemon, hosts, namespaces, Open vSwitch processes and files")
+		if code == 0 && d.Failed() {
+			code = 1
+		}
+	}()
+	if !d.run(abs) {
+		return 1
+	}
+	return 0
+}
+
+func step(s string) { fmt.Printf("\n==> %s\n", s) }
+
+// run is the demo itself; it reports whether the mirror did what it should.
+func (d *demo) run(bin string) bool {
+	step("Starting a private Open vSwitch (own namespaces and run directory; the system OVS is not touched)")
+	l := lab.New(d)
+	l.AddBridge(d, "br0")
+	web := l.AddHost(d, "br0", "web", lab.HostConfig{MAC: "02:00:00:00:00:01", IPv4: "10.0.0.1/24"})
+	client := l.AddHost(d, "br0", "client", lab.HostConfig{MAC: "02:00:00:00:00:02", IPv4: "10.0.0.2/24"})
+	other := l.AddHost(d, "br0", "other", lab.HostConfig{MAC: "02:00:00:00:00:03", IPv4: "10.0.0.3/24"})
+	l.AddInternalPort(d, "br0", "mirror0", 0)
+	fmt.Printf("  ovs-vswitchd in netns %s, database %s\n", l.Netns(), l.DBSocket())
+	fmt.Printf("  bridge br0: web 10.0.0.1, client 10.0.0.2, other 10.0.0.3 (one netns each), mirror0 (internal port for the copies)\n")
+
+	dir := filepath.Join(l.Dir(), "flowspan")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		d.Fatalf("%v", err)
+	}
+	apiAddr := "unix:" + filepath.Join(dir, "api.sock")
+	step("Starting the flowspan daemon")
+	serveArgs := []string{"serve", "--ovsdb", l.DBEndpoint(), "--api", apiAddr,
+		"--state", filepath.Join(dir, "state.json"), "--metrics", ""}
+	fmt.Printf("  $ flowspan %s\n", strings.Join(serveArgs, " "))
+	startServe(d, bin, serveArgs, apiAddr)
+
+	cli := func(args ...string) string {
+		fmt.Printf("  $ flowspan %s\n", strings.Join(args, " "))
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "FLOWSPAN_API="+apiAddr)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			d.Fatalf("flowspan %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	indent := func(s string) {
+		fmt.Print("    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n")
+	}
+
+	step("Mirroring web's HTTPS traffic (both directions) to mirror0")
+	indent(cli("mirror", "add", "web-https", "--bridge", "br0", "--port", "web",
+		"--match", "tcp,tp_dst=443", "--match", "tcp,tp_src=443", "--to", "mirror0"))
+	lab.Eventually(d, 10*time.Second, func() error {
+		if out := cli("mirror", "list"); !strings.Contains(out, "active") {
+			return fmt.Errorf("mirror not active yet:\n%s", out)
+		}
+		return nil
+	})
+	indent(cli("mirror", "list"))
+
+	step("Generating traffic")
+	for _, h := range []*lab.Host{web, client, other} {
+		for _, p := range []*lab.Host{web, client, other} {
+			if h != p {
+				h.Neighbor(d, p.IPv4(), p.MAC())
+			}
+		}
+	}
+	onWeb := l.CaptureDir(d, "web", lab.Both)
+	onOther := l.CaptureDir(d, "other", lab.Both)
+	copies := l.Capture(d, "mirror0")
+	fmt.Println("  client -> web  TCP 443: a 200 kB HTTPS-like transfer")
+	client.SendTCP(d, web, 443, 200_000)
+	fmt.Println("  client -> web  TCP 8080: a 50 kB transfer (other port)")
+	client.SendTCP(d, web, 8080, 50_000)
+	fmt.Println("  client -> web  ping x5, UDP 53 x5")
+	client.Ping(d, web.IPv4(), 5)
+	client.SendUDP(d, web.IPv4(), 5353, 53, 64, 5)
+	fmt.Println("  client -> other TCP 443: a 100 kB transfer (not web's port)")
+	client.SendTCP(d, other, 443, 100_000)
+	sentWeb, sentOther, mirrored := onWeb.Stop(d), onOther.Stop(d), copies.Stop(d)
+
+	step("What web sent and received, next to what the mirror copied to mirror0")
+	classes := []struct {
+		name string
+		keep func(lab.Packet) bool
+		want bool // selected by the mirror
+	}{
+		{"TCP port 443 (web, both directions)", tcpPort(443, web.IPv4()), true},
+		{"TCP port 8080", tcpPort(8080, web.IPv4()), false},
+		{"ICMP echo", lab.ICMPEcho, false},
+		{"UDP port 53", lab.UDPTo(53), false},
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  traffic\tpackets on the wire\tcopies on mirror0\tverdict")
+	ok := true
+	for _, c := range classes {
+		sent, got := len(lab.Filter(sentWeb, c.keep)), len(lab.Filter(mirrored, c.keep))
+		verdict := "excluded by the filter, as asked"
+		if c.want {
+			verdict = "every packet mirrored once"
+			if got != sent || sent == 0 {
+				verdict, ok = "MISMATCH", false
+			}
+		} else if got != 0 {
+			verdict, ok = "LEAKED", false
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\n", c.name, sent, got, verdict)
+	}
+	otherTCP := lab.Filter(sentOther, tcpPort(443, other.IPv4()))
+	leaked := lab.Filter(mirrored, tcpPort(443, other.IPv4()))
+	verdict := "not web's port: not mirrored"
+	if len(leaked) != 0 {
+		verdict, ok = "LEAKED", false
+	}
+	fmt.Fprintf(tw, "  client<->other TCP 443\t%d\t%d\t%s\n", len(otherTCP), len(leaked), verdict)
+	fmt.Fprintf(tw, "  total on mirror0\t\t%d\t\n", len(mirrored))
+	tw.Flush()
+
+	step("flowspan's own counters (per mirror and per selection)")
+	lab.Eventually(d, 10*time.Second, func() error {
+		out := cli("mirror", "stats", "web-https", "-o", "json")
+		if !strings.Contains(out, fmt.Sprintf(`"packets": %d,`, len(mirrored))) {
+			return fmt.Errorf("counters not yet at %d packets: %s", len(mirrored), out)
+		}
+		return nil
+	})
+	indent(cli("mirror", "stats", "web-https"))
+
+	step("The flows behind it (ovs-ofctl syntax)")
+	flows := cli("mirror", "show", "web-https", "--flows")
+	lines := strings.Split(strings.TrimRight(flows, "\n"), "\n")
+	if len(lines) > 24 {
+		lines = append(lines[:24], fmt.Sprintf("... (%d more lines)", len(lines)-24))
+	}
+	indent(strings.Join(lines, "\n"))
+
+	step("Deleting the mirror (the bridge is handed back as it was)")
+	indent(cli("mirror", "del", "web-https"))
+	if ok {
+		fmt.Println("\nResult: OK — the mirror copied exactly web's HTTPS packets, once each, and nothing else.")
+	} else {
+		fmt.Println("\nResult: FAILED — see the table above.")
+	}
+	return ok
+}
+
+// tcpPort keeps TCP packets to or from port on host ip.
+func tcpPort(port uint16, ip netip.Addr) func(lab.Packet) bool {
+	return func(p lab.Packet) bool {
+		return p.Proto == 6 && ((p.DstPort == port && p.IPDst == ip) || (p.SrcPort == port && p.IPSrc == ip))
+	}
+}
+
+// startServe runs flowspan serve until the demo's cleanup, and waits until
+// its API answers.
+func startServe(d *demo, bin string, args []string, apiAddr string) {
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		if d.verbose {
+			os.Stderr.Write(p)
+		}
+		return logs.Write(p)
+	})
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		d.Fatalf("flowspan serve: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	d.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if d.Failed() && !d.verbose {
+			logMu.Lock()
+			fmt.Fprintf(os.Stderr, "flowspan serve log:\n%s\n", logs.String())
+			logMu.Unlock()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := exec.CommandContext(ctx, bin, "mirror", "list", "--api", apiAddr).Run()
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case err := <-done:
+			done <- err
+			d.Fatalf("flowspan serve exited: %v", errors.Join(err))
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.Fatalf("flowspan serve did not answer on %s within 20s", apiAddr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
