@@ -325,3 +325,22 @@ func TestPcapRoundTrip(t *testing.T) {
 		t.Errorf("read back %d records: %+v", len(recs), recs)
 	}
 }
+
+func TestWriteMetrics(t *testing.T) {
+	var b bytes.Buffer
+	writeMetrics(&b,
+		[]api.Mirror{{Spec: api.MirrorSpec{Name: `we"b`, Bridge: "br0"}, Status: api.Status{State: api.StateActive}}},
+		[]api.MirrorStats{{Name: `we"b`, Bridge: "br0", Packets: 3, Bytes: 300,
+			Selections: []api.SelectionStats{{Port: "vnet2", Direction: api.DirIngress, Packets: 3, Bytes: 300}}}})
+	for _, want := range []string{
+		`flowspan_mirror_up{mirror="we\"b",bridge="br0",state="active"} 1`,
+		`flowspan_mirror_packets_total{mirror="we\"b",bridge="br0"} 3`,
+		`flowspan_mirror_bytes_total{mirror="we\"b",bridge="br0"} 300`,
+		`flowspan_selection_packets_total{mirror="we\"b",bridge="br0",port="vnet2",direction="ingress"} 3`,
+		"# TYPE flowspan_selection_bytes_total counter",
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, b.String())
+		}
+	}
+}
