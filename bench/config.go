@@ -1,0 +1,80 @@
+package main
+
+import (
+	"io"
+	"time"
+)
+
+// Config says what a run measures and how often. The zero value is not
+// useful; use fullConfig or smokeConfig.
+type Config struct {
+	// Section 1: flow counts and runs per count.
+	ProgramSizes []int
+	ProgramReps  []int // same length as ProgramSizes
+	// Section 2: runs of each way to create a mirror.
+	FirstPacketReps int
+	// Section 3: runs of each variant; seconds of iperf3 and of the
+	// small-packet stream per run.
+	DatapathReps int
+	IperfTime    time.Duration
+	SmallPktTime time.Duration
+	// Section 4/5: (mirrors, filters) sizes and runs of each.
+	ScaleSizes []ScaleSize
+	ScaleReps  int
+	// Flowspan is the flowspan binary (built by make bench); "" means the
+	// flowspan sides that need the daemon are not available.
+	Flowspan string
+	// Budget bounds each section's wall time: no new run starts after it.
+	Budget time.Duration
+	// Log receives progress lines (nil: none).
+	Log io.Writer
+	// Sections to run (1–4); empty means all.
+	Sections []int
+}
+
+// ScaleSize is a number of mirrors sharing a number of filters.
+type ScaleSize struct {
+	Mirrors, Filters int
+}
+
+func fullConfig() Config {
+	return Config{
+		ProgramSizes:    []int{1000, 10000, 50000},
+		ProgramReps:     []int{7, 5, 3},
+		FirstPacketReps: 5,
+		DatapathReps:    3,
+		IperfTime:       3 * time.Second,
+		SmallPktTime:    2 * time.Second,
+		ScaleSizes:      []ScaleSize{{64, 2500}, {128, 5000}, {256, 10000}},
+		ScaleReps:       3,
+		Budget:          4 * time.Minute,
+	}
+}
+
+// smokeConfig runs every section once with tiny sizes: it proves the
+// harness works, not how fast anything is.
+func smokeConfig() Config {
+	return Config{
+		ProgramSizes:    []int{200},
+		ProgramReps:     []int{1},
+		FirstPacketReps: 1,
+		DatapathReps:    1,
+		IperfTime:       1 * time.Second,
+		SmallPktTime:    500 * time.Millisecond,
+		ScaleSizes:      []ScaleSize{{4, 40}},
+		ScaleReps:       1,
+		Budget:          40 * time.Second,
+	}
+}
+
+func (c *Config) wants(section int) bool {
+	if len(c.Sections) == 0 {
+		return true
+	}
+	for _, s := range c.Sections {
+		if s == section {
+			return true
+		}
+	}
+	return false
+}

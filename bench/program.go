@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowspan/flowspan/test/lab"
+)
+
+const secProgram = "1 programming"
+
+// installer installs the n flows of one size in one way and returns how
+// long it took, as its user sees it.
+type installer struct {
+	name string
+	// na, when set, says why this installer cannot run.
+	na      string
+	install func(ctx context.Context) (time.Duration, error)
+	close   func()
+}
+
+const (
+	subjFlowspan = "flowspan (ofctrl bundle)"
+	subjBundle   = "ovs-ofctl --bundle add-flows"
+	subjPlain    = "ovs-ofctl add-flows"
+	subjFloor    = "floor: raw pre-encoded bundle"
+)
+
+// benchProgramming measures section 1: the same n flows installed by
+// flowspan's controller, by ovs-ofctl with and without --bundle, and by a
+// minimal raw client (the floor: what OVS itself needs).
+func benchProgramming(t lab.T, cfg *Config, rep *Report) {
+	l := lab.New(t)
+	l.AddBridge(t, "br0")
+	mgmt := filepath.Join(l.RunDir(), "br0.mgmt")
+	pid, err := pidFromFile(filepath.Join(l.RunDir(), "ovs-vswitchd.pid"))
+	if err != nil {
+		t.Fatalf("vswitchd pid: %v", err)
+	}
+	deadline := time.Now().Add(cfg.Budget)
+	for si, n := range cfg.ProgramSizes {
+		cs := "N=" + thousands(int64(n))
+		flows := syntheticFlows(n)
+		file := filepath.Join(l.Dir(), fmt.Sprintf("flows-%d.txt", n))
+		var text strings.Builder
+		mods := make([][]byte, n)
+		for i, f := range flows {
+			text.WriteString(f.text + "\n")
+			mods[i] = f.mod
+		}
+		if err := os.WriteFile(file, []byte(text.String()), 0o600); err != nil {
+			t.Fatalf("%v", err)
+		}
+		ctx := context.Background()
+		ins := []installer{
+			flowspanInstaller(ctx, l, "br0", flows),
+			{name: subjBundle, install: func(context.Context) (time.Duration, error) {
+				start := time.Now()
+				_, err := l.Ofctl("-O", "OpenFlow13", "--bundle", "add-flows", "br0", file)
+				return time.Since(start), err
+			}},
+			{name: subjPlain, install: func(context.Context) (time.Duration, error) {
+				start := time.Now()
+				_, err := l.Ofctl("-O", "OpenFlow13", "add-flows", "br0", file)
+				return time.Since(start), err
+			}},
+			{name: subjFloor, install: func(ctx context.Context) (time.Duration, error) {
+				ctx, cancel := context.WithTimeout(ctx, lab.Timeout*3)
+				defer cancel()
+				tm, err := rawBundle(ctx, mgmt, mods)
+				return tm.Total, err
+			}},
+		}
+		rows := map[string]*Row{}
+		cpu := map[string][]float64{}
+		for _, in := range ins {
+			rows[in.name] = rep.Add(secProgram, cs, in.name, Duration)
+			rows[in.name].NA = in.na
+			if in.close != nil {
+				defer in.close()
+			}
+		}
+		rep.Ratios = append(rep.Ratios,
+			Ratio{secProgram, cs, subjFlowspan, subjBundle, subjFlowspan, "ovs-ofctl --bundle ÷ flowspan", Target{">=", 1.3}},
+			Ratio{secProgram, cs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor", Target{"<=", 1.2}},
+			Ratio{secProgram, cs, subjBundle, subjBundle, subjFloor, "÷ floor", Target{}},
+			Ratio{secProgram, cs, subjPlain, subjPlain, subjBundle, "÷ ovs-ofctl --bundle", Target{}},
+		)
+		for r := 0; r < cfg.ProgramReps[si]; r++ {
+			if r > 0 && time.Now().After(deadline) {
+				rep.Note("%s %s: stopped after %d runs (time budget)", secProgram, cs, r)
+				break
+			}
+			// Rotate the order each run so no tool always goes first.
+			for k := range ins {
+				in := ins[(k+r)%len(ins)]
+				if in.na != "" {
+					continue
+				}
+				clearBenchFlows(t, l)
+				c0, err := cpuTime(pid)
+				if err != nil {
+					t.Fatalf("%v", err)
+				}
+				d, err := in.install(ctx)
+				if err != nil {
+					if in.name == subjFlowspan {
+						rows[in.name].NA = "failed: " + err.Error()
+						ins[(k+r)%len(ins)].na = rows[in.name].NA
+						continue
+					}
+					t.Fatalf("%s, %s: %v", in.name, cs, err)
+				}
+				c1, _ := cpuTime(pid)
+				if got := benchFlowCount(t, l); got != n {
+					t.Fatalf("%s, %s: the switch has %d flows after the install, want %d", in.name, cs, got, n)
+				}
+				rows[in.name].Samples = append(rows[in.name].Samples, d.Seconds())
+				cpu[in.name] = append(cpu[in.name], (c1 - c0).Seconds())
+				t.Logf("%s %s: %v (vswitchd cpu %v)", in.name, cs, d.Round(time.Microsecond), (c1 - c0).Round(time.Microsecond))
+			}
+		}
+		for name, row := range rows {
+			if m, ok := median(row.Samples); ok && row.NA == "" {
+				c, _ := median(cpu[name])
+				row.Extra = fmt.Sprintf("(%.1f µs/flow; vswitchd CPU %s)", m*1e6/float64(n), Duration.format(c))
+			}
+		}
+		clearBenchFlows(t, l)
+	}
+}
+
+// clearBenchFlows deletes every flow the benchmark installed.
+func clearBenchFlows(t lab.T, l *lab.Lab) {
+	t.Helper()
+	if _, err := l.Ofctl("-O", "OpenFlow13", "del-flows", "br0",
+		fmt.Sprintf("cookie=%#x/%#x", uint64(benchCookie), uint64(benchCookieMask))); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if got := benchFlowCount(t, l); got != 0 {
+		t.Fatalf("%d benchmark flows left after del-flows", got)
+	}
+}
+
+var flowCountRE = regexp.MustCompile(`flow_count=(\d+)`)
+
+// benchFlowCount is how many benchmark flows the switch has.
+func benchFlowCount(t lab.T, l *lab.Lab) int {
+	t.Helper()
+	out, err := l.Ofctl("-O", "OpenFlow13", "dump-aggregate", "br0",
+		fmt.Sprintf("cookie=%#x/%#x", uint64(benchCookie), uint64(benchCookieMask)))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	m := flowCountRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("dump-aggregate: no flow_count in %q", out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
