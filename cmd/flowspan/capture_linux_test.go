@@ -92,3 +92,17 @@ func TestPacketSocketInVswitchdNetns(t *testing.T) {
 
 // upFlag matches the UP flag in an "ip -o link" line.
 var upFlag = regexp.MustCompile(`[<,]UP[,>]`)
+
+func TestVswitchdNetns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a real Open vSwitch (lab)")
+	}
+	l := lab.New(t)
+	got, err := vswitchdNetns(runDirOf(l.DBEndpoint()))
+	if want := "/run/netns/" + l.Netns(); err != nil || got != want {
+		t.Errorf("vswitchdNetns(%s) = %q, %v; want %q", l.RunDir(), got, err, want)
+	}
+	if got, err := vswitchdNetns(t.TempDir()); got != "" || err != nil {
+		t.Errorf("vswitchdNetns(empty dir) = %q, %v; want our own namespace", got, err)
+	}
+}

@@ -99,6 +99,9 @@ func runTap(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("tcpdump not found in PATH: install it, or write a pcap file with -w FILE.pcap")
 		}
 	}
+	// The tap session lives on parent until we close it, so that a signal
+	// does not end it before the capture has drained.
+	parent := ctx
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
@@ -111,11 +114,8 @@ func runTap(ctx context.Context, e *env, args []string) error {
 		Match:  o.match,
 		Output: api.Output{Port: o.portName, Create: true},
 	}
-	sess, err := c.Tap(ctx, spec)
+	sess, err := c.Tap(parent, spec)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // interrupted before the tap existed
-		}
 		return c.check(err)
 	}
 	m := sess.Mirror
@@ -246,7 +246,7 @@ func runTap(ctx context.Context, e *env, args []string) error {
 	if o.write != "" && o.write != "-" {
 		stderrf(e, "flowspan tap: %d packets written to %s", count, o.write)
 	}
-	if why, ok := ended.Load().(string); ok && why == "the daemon ended the tap session" {
+	if why, ok := ended.Load().(string); ok && why == "the daemon ended the tap session" && ctx.Err() == nil {
 		return errors.New(why)
 	}
 	return nil
