@@ -2,6 +2,7 @@ package ovsdb
 
 import (
 	"context"
+	"fmt"
 
 	"io"
 	"net"
@@ -340,4 +341,29 @@ func waitChange(t *testing.T, ch <-chan Change, what string, ok func(Change) boo
 
 func modelMutation(field any, mutator string, value any) model.Mutation {
 	return model.Mutation{Field: field, Mutator: libovsdb.Mutator(mutator), Value: value}
+}
+
+// sentinel writes a marker on the Open_vSwitch row and waits until the
+// raw client's cache shows it: every earlier write is then visible too.
+func (m *memDB) sentinel(n int) {
+	m.t.Helper()
+	v := fmt.Sprint(n)
+	ovs := &vswitchd.OpenvSwitch{ExternalIDs: map[string]string{"sentinel": v}}
+	ops, err := m.raw.WhereCache(func(*vswitchd.OpenvSwitch) bool { return true }).Update(ovs, &ovs.ExternalIDs)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.transact(ops...)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var rows []vswitchd.OpenvSwitch
+		_ = m.raw.List(context.Background(), &rows)
+		if len(rows) == 1 && rows[0].ExternalIDs["sentinel"] == v {
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatal("sentinel never seen")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
