@@ -1,0 +1,216 @@
+package ofpx
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/contiv/libOpenflow/openflow13"
+)
+
+// OpenFlow 1.3 constants used when encoding flow mods.
+const (
+	Version       = 4  // OFP_VERSION for OpenFlow 1.3
+	typeFlowMod   = 14 // OFPT_FLOW_MOD
+	flowModLen    = 48 // fixed part, header included
+	GroupAny      = 0xffffffff
+	NoBuffer      = 0xffffffff
+	maxMessageLen = 0xffff
+)
+
+// FlowMod command values (ofp_flow_mod_command).
+const (
+	FlowAdd          = 0
+	FlowModify       = 1
+	FlowModifyStrict = 2
+	FlowDelete       = 3
+	FlowDeleteStrict = 4
+)
+
+// MarshalFlowMod encodes fm as an OpenFlow 1.3 OFPT_FLOW_MOD with the
+// given xid. Use it instead of fm.MarshalBinary, which
+//   - writes OutPort into the out_group field (so deletes filtered by
+//     out_port match nothing),
+//   - trusts stale Match.Length / InstrActions.Length values,
+//   - ignores errors from match fields and actions, and
+//   - emits instructions on deletes while leaving them out of the length.
+//
+// Every length here is computed from the encoded bytes, and any encoding
+// error is returned naming the failing part. Instructions are omitted for
+// delete commands. fm is not modified.
+func MarshalFlowMod(fm *openflow13.FlowMod, xid uint32) ([]byte, error) {
+	match, err := MarshalMatch(&fm.Match)
+	if err != nil {
+		return nil, fmt.Errorf("flow mod: %w", err)
+	}
+	var instrs []byte
+	if fm.Command != FlowDelete && fm.Command != FlowDeleteStrict {
+		instrs, err = MarshalInstructions(fm.Instructions)
+		if err != nil {
+			return nil, fmt.Errorf("flow mod: %w", err)
+		}
+	}
+	total := flowModLen + len(match) + len(instrs)
+	if total > maxMessageLen {
+		return nil, fmt.Errorf("flow mod: %d bytes exceeds the 65535-byte OpenFlow message limit", total)
+	}
+	b := make([]byte, flowModLen, total)
+	b[0] = Version
+	b[1] = typeFlowMod
+	binary.BigEndian.PutUint16(b[2:], uint16(total))
+	binary.BigEndian.PutUint32(b[4:], xid)
+	binary.BigEndian.PutUint64(b[8:], fm.Cookie)
+	binary.BigEndian.PutUint64(b[16:], fm.CookieMask)
+	b[24] = fm.TableId
+	b[25] = fm.Command
+	binary.BigEndian.PutUint16(b[26:], fm.IdleTimeout)
+	binary.BigEndian.PutUint16(b[28:], fm.HardTimeout)
+	binary.BigEndian.PutUint16(b[30:], fm.Priority)
+	binary.BigEndian.PutUint32(b[32:], fm.BufferId)
+	binary.BigEndian.PutUint32(b[36:], fm.OutPort)
+	binary.BigEndian.PutUint32(b[40:], fm.OutGroup)
+	binary.BigEndian.PutUint16(b[44:], fm.Flags)
+	b = append(b, match...)
+	b = append(b, instrs...)
+	return b, nil
+}
+
+// NewFlowMod returns a flow mod with OpenFlow 1.3 defaults that
+// MarshalFlowMod encodes correctly: no buffer, out_port/out_group ANY
+// (match every flow on delete), priority 0x8000 like ovs-ofctl.
+func NewFlowMod(command uint8, table uint8) *openflow13.FlowMod {
+	fm := openflow13.NewFlowMod()
+	fm.Command = command
+	fm.TableId = table
+	fm.Priority = 0x8000
+	fm.BufferId = NoBuffer
+	fm.OutPort = PortAny
+	fm.OutGroup = GroupAny
+	return fm
+}
+
+// MarshalMatch encodes an OXM match (ofp_match with type OFPMT_OXM),
+// padded to 8 bytes, computing its length from the fields.
+func MarshalMatch(m *openflow13.Match) ([]byte, error) {
+	b := make([]byte, 4, 64)
+	binary.BigEndian.PutUint16(b, 1) // OFPMT_OXM
+	for i := range m.Fields {
+		f, err := marshalMatchField(&m.Fields[i])
+		if err != nil {
+			return nil, fmt.Errorf("match field %d: %w", i+1, err)
+		}
+		b = append(b, f...)
+	}
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	for len(b)%8 != 0 {
+		b = append(b, 0)
+	}
+	return b, nil
+}
+
+func marshalMatchField(f *openflow13.MatchField) ([]byte, error) {
+	if f.Value == nil {
+		return nil, fmt.Errorf("class 0x%04x field %d: no value", f.Class, f.Field)
+	}
+	v, err := f.Value.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("class 0x%04x field %d: value: %w", f.Class, f.Field, err)
+	}
+	var m []byte
+	if f.HasMask {
+		if f.Mask == nil {
+			return nil, fmt.Errorf("class 0x%04x field %d: has-mask set but no mask", f.Class, f.Field)
+		}
+		if m, err = f.Mask.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("class 0x%04x field %d: mask: %w", f.Class, f.Field, err)
+		}
+		if len(m) != len(v) {
+			return nil, fmt.Errorf("class 0x%04x field %d: mask has %d bytes, value %d", f.Class, f.Field, len(m), len(v))
+		}
+	}
+	payload := len(v) + len(m)
+	if len(v) == 0 || payload > 255 || f.Field > 0x7f {
+		return nil, fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
+	}
+	hdr := 4
+	if f.Class == 0xffff { // experimenter OXM carries its id in the payload
+		hdr = 8
+	}
+	b := make([]byte, hdr, hdr+payload)
+	binary.BigEndian.PutUint16(b, f.Class)
+	b[2] = f.Field << 1
+	if f.HasMask {
+		b[2] |= 1
+	}
+	if hdr == 8 {
+		binary.BigEndian.PutUint32(b[4:], f.ExperimenterID)
+		payload += 4
+	}
+	b[3] = uint8(payload)
+	b = append(b, v...)
+	b = append(b, m...)
+	return b, nil
+}
+
+// MarshalInstructions encodes an instruction list. Apply/write-actions
+// instructions are encoded here (their length recomputed, each action's
+// MarshalBinary error returned); other instructions use their own
+// MarshalBinary and must produce Len() bytes, a multiple of 8.
+func MarshalInstructions(instrs []openflow13.Instruction) ([]byte, error) {
+	var b []byte
+	for i, in := range instrs {
+		var ib []byte
+		var err error
+		switch in := in.(type) {
+		case *openflow13.InstrActions:
+			ib, err = marshalInstrActions(in)
+		case nil:
+			err = fmt.Errorf("nil instruction")
+		default:
+			ib, err = in.MarshalBinary()
+			if err == nil && (len(ib) != int(in.Len()) || len(ib)%8 != 0 || len(ib) < 4 ||
+				int(binary.BigEndian.Uint16(ib[2:])) != len(ib)) {
+				err = fmt.Errorf("instruction %T encodes %d bytes, inconsistent with its length", in, len(ib))
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("instruction %d: %w", i+1, err)
+		}
+		b = append(b, ib...)
+	}
+	return b, nil
+}
+
+func marshalInstrActions(in *openflow13.InstrActions) ([]byte, error) {
+	b := make([]byte, 8, 8+16*len(in.Actions))
+	binary.BigEndian.PutUint16(b, in.Type)
+	acts, err := MarshalActions(in.Actions)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, acts...)
+	if len(b) > maxMessageLen {
+		return nil, fmt.Errorf("actions too long (%d bytes)", len(b))
+	}
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	return b, nil
+}
+
+// MarshalActions encodes an action list, checking that each action encodes
+// to exactly Len() bytes, a multiple of 8, with a matching length field.
+func MarshalActions(acts []openflow13.Action) ([]byte, error) {
+	var b []byte
+	for j, a := range acts {
+		if a == nil {
+			return nil, fmt.Errorf("action %d: nil", j+1)
+		}
+		ab, err := a.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("action %d (%T): %w", j+1, a, err)
+		}
+		if len(ab) < 8 || len(ab)%8 != 0 || len(ab) != int(a.Len()) || int(binary.BigEndian.Uint16(ab[2:])) != len(ab) {
+			return nil, fmt.Errorf("action %d (%T): encodes %d bytes, inconsistent with its length %d", j+1, a, len(ab), a.Len())
+		}
+		b = append(b, ab...)
+	}
+	return b, nil
+}
