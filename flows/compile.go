@@ -1,0 +1,774 @@
+package flows
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/flowspan/flowspan/ofctrl/ofpx"
+)
+
+// Config tunes the compiler. The zero value is a standalone pipeline in
+// tables 0..NumTables-1 continuing with NORMAL, registers reg0/reg1,
+// generation 1.
+type Config struct {
+	// TableBase is the first table; the pipeline uses TableBase ..
+	// TableBase+NumTables-1. Table TableBase is where packets enter.
+	TableBase uint8
+	// ContinueTable, when not 0, is the host pipeline's table that
+	// packets go to after mirroring (goto_table); it must come after the
+	// pipeline's last table. 0 means the NORMAL action.
+	ContinueTable uint8
+	// Registers to use; nil means reg0 (meta) and reg1 (egress).
+	Registers *Registers
+	// HostEgress, when set, is the register in which the host pipeline
+	// has already put the port the packet will leave by (before
+	// TableBase), with EgressFlood for floods and EgressNone for drops.
+	// Egress is then exact and the MAC-learning tables are not used.
+	HostEgress *int
+	// Generation goes into every cookie (1..255); 0 means 1.
+	Generation uint8
+}
+
+// Direction of a selection.
+type Direction uint8
+
+// Directions.
+const (
+	DirIngress Direction = iota + 1 // packets received on Port
+	DirEgress                       // packets NORMAL sends (unicast) to Port
+	DirFlood                        // flooded packets reaching any egress port
+	DirAll                          // every packet (all, VLAN-only, filter-only)
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirIngress:
+		return "ingress"
+	case DirEgress:
+		return "egress"
+	case DirFlood:
+		return "flood"
+	case DirAll:
+		return "all"
+	}
+	return "direction(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Selection is one counted selection of a mirror; Index is the cookie
+// index of its flows.
+type Selection struct {
+	Index     uint32
+	Port      string // empty for DirFlood and DirAll
+	Direction Direction
+}
+
+// MirrorStatus says what became of one mirror.
+type MirrorStatus struct {
+	ID uint16
+	// Active is true when the mirror's flows are in Result.Flows.
+	Active bool
+	// Err says why the mirror is not active (e.g. its output port is
+	// missing); it wraps ErrPortMissing or ErrConflict.
+	Err error
+	// Missing lists selected ports that are not on the bridge (or have no
+	// OpenFlow port yet); their selections have no flows until they appear.
+	Missing []string
+	// Selections maps cookie indexes to selections.
+	Selections []Selection
+	// Flows is how many flows the mirror has (shared pipeline flows not
+	// counted).
+	Flows int
+}
+
+// Errors in MirrorStatus.Err.
+var (
+	ErrPortMissing = errors.New("port not on bridge")
+	ErrConflict    = errors.New("conflicts with another mirror")
+)
+
+// Result is the compiled pipeline.
+type Result struct {
+	// Flows in a deterministic order (by table, then as generated).
+	Flows []Flow
+	// Status per mirror name.
+	Status map[string]MirrorStatus
+	// Generation used in the cookies.
+	Generation uint8
+}
+
+type compiler struct {
+	cfg     Config
+	regs    Registers
+	egress  ofpx.Field
+	gen     uint8
+	facts   BridgeFacts
+	flows   []Flow
+	vlans   map[string]portVLAN
+	filters map[string]Match
+}
+
+type mirrorPlan struct {
+	m        Mirror
+	status   MirrorStatus
+	outKey   string
+	outPort  PortFacts
+	outVLAN  portVLAN
+	ingress  []PortFacts
+	egress   []PortFacts
+	selectsA bool // all (explicit or implied)
+}
+
+// Compile turns mirror specs and bridge facts into the pipeline's flows.
+// Invalid specs or config fail the whole compile (nothing should change);
+// mirrors that cannot be installed on this bridge as it is now (missing
+// output port, output selected by another mirror) are reported in
+// Result.Status and left out.
+func Compile(cfg Config, mirrors []Mirror, facts BridgeFacts) (*Result, error) {
+	c := &compiler{cfg: cfg, facts: facts, vlans: map[string]portVLAN{}, filters: map[string]Match{}}
+	if err := c.setup(); err != nil {
+		return nil, err
+	}
+	plans, err := c.plan(mirrors)
+	if err != nil {
+		return nil, err
+	}
+	c.emitPipeline(plans)
+	for _, p := range plans {
+		if !p.status.Active {
+			continue
+		}
+		before := len(c.flows)
+		c.emitMirror(p)
+		p.status.Flows = len(c.flows) - before
+	}
+	for i := range c.flows {
+		if err := c.checkFlow(&c.flows[i]); err != nil {
+			return nil, fmt.Errorf("internal error: %w", err)
+		}
+	}
+	sort.SliceStable(c.flows, func(i, j int) bool { return c.flows[i].Table < c.flows[j].Table })
+	res := &Result{Flows: c.flows, Status: make(map[string]MirrorStatus, len(plans)), Generation: c.gen}
+	for _, p := range plans {
+		res.Status[p.m.Name] = p.status
+	}
+	return res, nil
+}
+
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("flows config: %w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+func (c *compiler) setup() error {
+	c.regs = Registers{Meta: 0, Egress: 1}
+	if c.cfg.Registers != nil {
+		c.regs = *c.cfg.Registers
+	}
+	if c.regs.Meta < 0 || c.regs.Meta > 15 || c.regs.Egress < 0 || c.regs.Egress > 15 || c.regs.Meta == c.regs.Egress {
+		return configErr("registers %+v: need two different registers 0..15", c.regs)
+	}
+	c.egress = c.regs.egress()
+	if c.cfg.HostEgress != nil {
+		h := *c.cfg.HostEgress
+		if h < 0 || h > 15 || h == c.regs.Meta {
+			return configErr("host egress register %d: need 0..15 other than the meta register %d", h, c.regs.Meta)
+		}
+		c.egress = ofpx.Reg(h)
+	}
+	last := int(c.cfg.TableBase) + NumTables - 1
+	if last > 253 {
+		return configErr("table base %d: the pipeline's %d tables must end before table 254", c.cfg.TableBase, NumTables)
+	}
+	if c.cfg.ContinueTable != 0 && int(c.cfg.ContinueTable) <= last {
+		return configErr("continue table %d: must come after the pipeline's last table %d", c.cfg.ContinueTable, last)
+	}
+	if c.cfg.ContinueTable == 255 {
+		return configErr("continue table 255 is not a table")
+	}
+	c.gen = c.cfg.Generation
+	if c.gen == 0 {
+		c.gen = 1
+	}
+	names := make([]string, 0, len(c.facts.Ports))
+	for name := range c.facts.Ports {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := c.facts.Ports[name]
+		if p.Name != "" && p.Name != name {
+			return fmt.Errorf("bridge facts: %w: port key %q holds port %q", ErrInvalid, name, p.Name)
+		}
+		pv, err := resolvePortVLAN(p)
+		if err != nil {
+			return fmt.Errorf("bridge facts: %w: %v", ErrInvalid, err)
+		}
+		c.vlans[name] = pv
+	}
+	return nil
+}
+
+func (c *compiler) table(off uint8) uint8 { return c.cfg.TableBase + off }
+
+func (c *compiler) cookie(kind Kind, mirror uint16, index uint32) uint64 {
+	return uint64(MakeCookie(c.gen, kind, mirror, index))
+}
+
+func (c *compiler) add(off uint8, prio uint16, cookie uint64, m Match, acts ...Action) {
+	c.flows = append(c.flows, Flow{Table: c.table(off), Priority: prio, Cookie: cookie, Match: m, Actions: acts})
+}
+
+func (c *compiler) port(name string) (PortFacts, bool) {
+	p, ok := c.facts.Ports[name]
+	if !ok || p.OFPort == 0 {
+		return PortFacts{}, false
+	}
+	p.Name = name
+	return p, true
+}
+
+func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
+	if len(mirrors) > MaxMirrors {
+		return nil, fmt.Errorf("flows: %w: %d mirrors, at most %d per bridge", ErrInvalid, len(mirrors), MaxMirrors)
+	}
+	plans := make([]*mirrorPlan, 0, len(mirrors))
+	names := map[string]bool{}
+	ids := map[uint16]string{}
+	var maxID uint16
+	nFilters := 0
+	for _, m := range mirrors {
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		if names[m.Name] {
+			return nil, &ValidationError{Mirror: m.Name, Field: "name", Err: errors.New("duplicate mirror name")}
+		}
+		names[m.Name] = true
+		if m.ID != 0 {
+			if other, ok := ids[m.ID]; ok {
+				return nil, &ValidationError{Mirror: m.Name, Field: "id", Err: fmt.Errorf("ID %d already used by mirror %q", m.ID, other)}
+			}
+			ids[m.ID] = m.Name
+			maxID = max(maxID, m.ID)
+		}
+		nFilters += len(m.Filters)
+		plans = append(plans, &mirrorPlan{m: m})
+	}
+	if nFilters > MaxFilters {
+		return nil, fmt.Errorf("flows: %w: %d filters in all, at most %d per bridge", ErrInvalid, nFilters, MaxFilters)
+	}
+	sort.Slice(plans, func(i, j int) bool { return plans[i].m.Name < plans[j].m.Name })
+	next := maxID
+	for _, p := range plans {
+		if p.m.ID == 0 {
+			if next == 0xffff {
+				return nil, fmt.Errorf("flows: %w: no free mirror ID", ErrInvalid)
+			}
+			next++
+			p.m.ID = next
+		}
+		p.status.ID = p.m.ID
+	}
+	sort.Slice(plans, func(i, j int) bool { return plans[i].m.ID < plans[j].m.ID })
+
+	// Resolve outputs.
+	outputs := map[string]string{} // output port name -> first mirror
+	for _, p := range plans {
+		p.status.Active = true
+		if p.m.Output.Port != "" {
+			op, ok := c.port(p.m.Output.Port)
+			if !ok {
+				p.status.Active = false
+				p.status.Err = fmt.Errorf("output port %q: %w", p.m.Output.Port, ErrPortMissing)
+				continue
+			}
+			p.outPort = op
+			p.outVLAN = c.vlans[op.Name]
+			if op.Isolated {
+				p.outVLAN = portVLAN{mode: modeTrunk}
+			}
+			p.outKey = "port:" + op.Name
+			if _, ok := outputs[op.Name]; !ok {
+				outputs[op.Name] = p.m.Name
+			}
+		} else {
+			p.outKey = fmt.Sprintf("vlan:%04d", p.m.Output.VLAN)
+		}
+	}
+	// Resolve selections; a mirror selecting some mirror's output port
+	// cannot be installed.
+	for _, p := range plans {
+		if !p.status.Active {
+			continue
+		}
+		m := p.m
+		for _, l := range [][]string{m.Ports, m.Ingress, m.Egress} {
+			for _, name := range l {
+				if owner, ok := outputs[name]; ok {
+					p.status.Active = false
+					p.status.Err = fmt.Errorf("selected port %q is the output of mirror %q: %w", name, owner, ErrConflict)
+				}
+			}
+		}
+		if !p.status.Active {
+			continue
+		}
+		missing := map[string]bool{}
+		resolve := func(lists ...[]string) []PortFacts {
+			var out []PortFacts
+			for _, l := range lists {
+				for _, name := range l {
+					pf, ok := c.port(name)
+					if !ok {
+						if !missing[name] {
+							missing[name] = true
+							p.status.Missing = append(p.status.Missing, name)
+						}
+						continue
+					}
+					out = append(out, pf)
+				}
+			}
+			return out
+		}
+		p.ingress = resolve(m.Ports, m.Ingress)
+		p.egress = resolve(m.Ports, m.Egress)
+		p.selectsA = m.All || m.namesNoPorts()
+		for _, f := range m.Filters {
+			if _, ok := c.filters[f]; !ok {
+				fm, err := ParseFilter(f)
+				if err != nil { // Validate parsed it already
+					return nil, err
+				}
+				c.filters[f] = fm
+			}
+		}
+	}
+	return plans, nil
+}
+
+// metaID matches mirror id in the meta register.
+func (c *compiler) metaID(m Match, id uint16) Match {
+	return m.WithReg(c.regs.Meta, uint32(id)<<metaIDOfs, metaIDMask)
+}
+
+func (c *compiler) metaVLAN() ofpx.Subfield { return c.regs.meta().Range(metaVLANOfs, metaVLANBits) }
+func (c *compiler) metaDone() ofpx.Subfield { return c.regs.meta().Range(metaDoneBit, 1) }
+func (c *compiler) metaIDField() ofpx.Subfield {
+	return c.regs.meta().Range(metaIDOfs, metaIDBits)
+}
+
+var (
+	macMulticast   = [6]byte{0x01, 0, 0, 0, 0, 0}
+	macReserved    = [6]byte{0x01, 0x80, 0xc2, 0, 0, 0}
+	macReservedMsk = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xf0}
+)
+
+func (c *compiler) continuation() Action {
+	if c.cfg.ContinueTable != 0 {
+		return ActGotoTable{c.cfg.ContinueTable}
+	}
+	return ActNormal{}
+}
+
+// emitPipeline writes the shared tables: classify, learn, predict, dispatch.
+func (c *compiler) emitPipeline(plans []*mirrorPlan) {
+	pipe := c.cookie(KindPipeline, 0, 0)
+	// classify: drop from active outputs.
+	var outs []PortFacts
+	seen := map[string]bool{}
+	for _, p := range plans {
+		if p.status.Active && p.outPort.Name != "" && !seen[p.outPort.Name] {
+			seen[p.outPort.Name] = true
+			outs = append(outs, p.outPort)
+		}
+	}
+	sort.Slice(outs, func(i, j int) bool { return outs[i].OFPort < outs[j].OFPort })
+	for _, o := range outs {
+		c.add(tClassify, 1000, c.cookie(KindDropOutput, 0, 0), Match{}.WithInPort(o.OFPort))
+	}
+	next := ActGotoTable{c.table(tLearn)}
+	if c.cfg.HostEgress != nil {
+		next = ActGotoTable{c.table(tDispatch)}
+	}
+	names := make([]string, 0, len(c.facts.Ports))
+	for name, pf := range c.facts.Ports {
+		if pf.OFPort != 0 && !seen[name] {
+			names = append(names, name)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return c.facts.Ports[names[i]].OFPort < c.facts.Ports[names[j]].OFPort })
+	vlanTCI := ofpx.NXMVlanTCI.Range(0, 12)
+	for _, name := range names {
+		pv := c.vlans[name]
+		in := Match{}.WithInPort(c.facts.Ports[name].OFPort)
+		if pv.mode == modeDot1QTunnel {
+			continue // not supported: packets are forwarded but never selected
+		}
+		if pv.mode == modeTrunk && pv.trunks == nil {
+			c.add(tClassify, 100, pipe, in, ActMove{vlanTCI, c.metaVLAN()}, next)
+			continue
+		}
+		// Untagged (or priority-tagged) packets.
+		switch {
+		case pv.mode == modeAccess || pv.mode == modeNativeTagged || pv.mode == modeNativeUntagged:
+			c.add(tClassify, 110, pipe, in.WithVLANTCI(0, VLANVIDMask), ActLoad{c.metaVLAN(), uint64(pv.tag)}, next)
+		case pv.trunks.has(0): // trunk with a list that includes 0
+			c.add(tClassify, 110, pipe, in.WithVLANTCI(0, VLANVIDMask), ActLoad{c.metaVLAN(), 0}, next)
+		}
+		if pv.mode == modeAccess {
+			continue // tagged packets are dropped by NORMAL and not mirrored
+		}
+		if pv.trunks == nil {
+			c.add(tClassify, 100, pipe, in.WithVLANTCI(VLANCFI, VLANCFI), ActMove{vlanTCI, c.metaVLAN()}, next)
+			continue
+		}
+		vlanPrefixes(1, 4095, pv.trunks.has, func(v, mask uint16) {
+			c.add(tClassify, 100, pipe, in.WithVLANTCI(VLANCFI|v, VLANCFI|mask), ActMove{vlanTCI, c.metaVLAN()}, next)
+		})
+	}
+	c.add(tClassify, 0, pipe, Match{}, c.continuation())
+
+	if c.cfg.HostEgress == nil {
+		aging := c.facts.MACAgingTime.Seconds()
+		if aging <= 0 {
+			aging = 300
+		}
+		aging = min(max(aging, 1), 65535)
+		toPredict := ActGotoTable{c.table(tPredict)}
+		if !c.facts.ForwardBPDU {
+			c.add(tLearn, 30, pipe, Match{}.WithEthDst(macReserved, macReservedMsk), toPredict)
+		}
+		c.add(tLearn, 20, pipe, Match{}.WithEthSrc(macMulticast, macMulticast), toPredict)
+		c.add(tLearn, 0, pipe, Match{}, ActLearn{
+			Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(aging),
+			Cookie: uint64(MakeCookie(0, KindLearned, 0, 0)), Regs: c.regs,
+		}, toPredict)
+
+		toDispatch := ActGotoTable{c.table(tDispatch)}
+		egressAll := c.regs.egress().All()
+		if !c.facts.ForwardBPDU {
+			c.add(tPredict, 30, pipe, Match{}.WithEthDst(macReserved, macReservedMsk),
+				ActLoad{egressAll, uint64(EgressNone)}, toDispatch)
+		}
+		c.add(tPredict, 20, pipe, Match{}.WithEthDst(macMulticast, macMulticast),
+			ActLoad{egressAll, uint64(EgressFlood)}, toDispatch)
+		c.add(tPredict, 0, pipe, Match{},
+			ActLoad{egressAll, uint64(EgressFlood)}, ActResubmit{c.table(tMACs)}, toDispatch)
+	}
+
+	// dispatch: outputs in key order, their mirrors in ID order.
+	groups := map[string][]*mirrorPlan{}
+	var keys []string
+	for _, p := range plans {
+		if !p.status.Active {
+			continue
+		}
+		if _, ok := groups[p.outKey]; !ok {
+			keys = append(keys, p.outKey)
+		}
+		groups[p.outKey] = append(groups[p.outKey], p)
+	}
+	sort.Strings(keys)
+	var acts []Action
+	for _, k := range keys {
+		acts = append(acts, ActLoad{c.metaDone(), 0})
+		for _, p := range groups[k] {
+			acts = append(acts, ActLoad{c.metaIDField(), uint64(p.m.ID)}, ActResubmit{c.table(tSelect)})
+		}
+	}
+	acts = append(acts, c.continuation())
+	c.add(tDispatch, 0, pipe, Match{}, acts...)
+}
+
+// floodSig is what decides whether a flood in some VLAN selects a mirror:
+// how many of its egress ports are in the VLAN (0, 1 or "2 or more") and,
+// when one, which.
+type floodSig struct {
+	n    int // 0, 1, 2 (= 2 or more)
+	port uint32
+}
+
+func (c *compiler) emitMirror(p *mirrorPlan) {
+	m := p.m
+	id := m.ID
+	base := c.metaID(Match{}, id)
+	// Stage after select.
+	afterVLAN := c.table(tEmit)
+	if len(m.Filters) > 0 {
+		afterVLAN = c.table(tFilter)
+	}
+	afterSelect := afterVLAN
+	if len(m.VLANs) > 0 {
+		afterSelect = c.table(tVLAN)
+	}
+	sel := func(dir Direction, port string) uint32 {
+		idx := uint32(len(p.status.Selections))
+		p.status.Selections = append(p.status.Selections, Selection{Index: idx, Port: port, Direction: dir})
+		return idx
+	}
+	next := ActResubmit{afterSelect}
+	for _, in := range p.ingress {
+		idx := sel(DirIngress, in.Name)
+		c.add(tSelect, 400, c.cookie(KindSelIngress, id, idx), base.WithInPort(in.OFPort), next)
+	}
+	egReg, _ := c.egress.IsReg()
+	for _, eg := range p.egress {
+		idx := sel(DirEgress, eg.Name)
+		em := base.WithReg(egReg, eg.OFPort, ^uint32(0))
+		c.add(tSelect, 300, c.cookie(KindSelExclude, id, idx), em.WithInPort(eg.OFPort))
+		c.add(tSelect, 200, c.cookie(KindSelEgress, id, idx), em, next)
+	}
+	if len(p.egress) > 0 {
+		idx := sel(DirFlood, "")
+		c.emitFlood(p, idx, base.WithReg(egReg, EgressFlood, ^uint32(0)), next)
+	}
+	if p.selectsA {
+		idx := sel(DirAll, "")
+		c.add(tSelect, 100, c.cookie(KindSelAll, id, idx), base, next)
+	}
+	if len(m.VLANs) > 0 {
+		var set vlanSet
+		for _, v := range m.VLANs {
+			set.set(v)
+		}
+		vlanPrefixes(0, 4095, set.has, func(v, mask uint16) {
+			c.add(tVLAN, 100, c.cookie(KindVLAN, id, 0),
+				base.WithReg(c.regs.Meta, uint32(v), uint32(mask)), ActResubmit{afterVLAN})
+		})
+	}
+	for i, f := range m.Filters {
+		fm := c.filters[f]
+		c.add(tFilter, uint16(40000-i), c.cookie(KindFilter, id, uint32(i)),
+			c.metaID(fm, id), ActResubmit{c.table(tEmit)})
+	}
+	c.emitCopy(p)
+}
+
+type finitePort struct {
+	port uint32
+	pv   portVLAN
+}
+
+func (c *compiler) emitFlood(p *mirrorPlan, idx uint32, fm Match, next Action) {
+	id := p.m.ID
+	var all []uint32
+	var fin []finitePort
+	for _, eg := range p.egress {
+		pv := c.vlans[eg.Name]
+		if pv.mode == modeDot1QTunnel {
+			continue
+		}
+		if pv.includesAll() {
+			all = append(all, eg.OFPort)
+		} else {
+			fin = append(fin, finitePort{eg.OFPort, pv})
+		}
+	}
+	sigOf := func(ports []uint32) floodSig {
+		switch len(ports) {
+		case 0:
+			return floodSig{}
+		case 1:
+			return floodSig{n: 1, port: ports[0]}
+		}
+		return floodSig{n: 2}
+	}
+	sigAt := func(v uint16) floodSig {
+		ports := all
+		for _, f := range fin {
+			if f.pv.includes(v) {
+				if len(ports) >= 2 {
+					return floodSig{n: 2}
+				}
+				ports = append(ports[:len(ports):len(ports)], f.port)
+			}
+		}
+		return sigOf(ports)
+	}
+	// VLANs in no finite port's set have the signature of the all-VLAN
+	// ports. The default (VLAN-independent) flows carry the signature most
+	// VLANs have; VLAN-specific flows override it where it differs.
+	allSig := sigOf(all)
+	var union vlanSet
+	for _, f := range fin {
+		if f.pv.mode == modeAccess {
+			union.set(f.pv.tag)
+			continue
+		}
+		for i := range union {
+			union[i] |= f.pv.trunks[i]
+		}
+	}
+	sig := func(v uint16) floodSig {
+		if !union.has(v) {
+			return allSig
+		}
+		return sigAt(v)
+	}
+	type sigCount struct {
+		s floodSig
+		n int
+	}
+	counts := []sigCount{{allSig, 0}}
+	for v := 0; v < 4096; v++ {
+		s := allSig
+		if union.has(uint16(v)) {
+			s = sigAt(uint16(v))
+		}
+		found := false
+		for i := range counts {
+			if counts[i].s == s {
+				counts[i].n++
+				found = true
+				break
+			}
+		}
+		if !found {
+			counts = append(counts, sigCount{s, 1})
+		}
+	}
+	def := counts[0]
+	for _, sc := range counts[1:] {
+		if sc.n > def.n {
+			def = sc
+		}
+	}
+	selCookie := c.cookie(KindSelFlood, id, idx)
+	exclCookie := c.cookie(KindSelExclude, id, idx)
+	emit := func(m Match, s floodSig, exclPrio, prio uint16) {
+		switch s.n {
+		case 0:
+			c.add(tSelect, prio, exclCookie, m)
+		case 1:
+			c.add(tSelect, exclPrio, exclCookie, m.WithInPort(s.port))
+			c.add(tSelect, prio, selCookie, m, next)
+		default:
+			c.add(tSelect, prio, selCookie, m, next)
+		}
+	}
+	for v := 0; v < 4096 && len(fin) > 0; {
+		// Runs of equal signature that differ from the default.
+		s := sig(uint16(v))
+		end := v
+		for end+1 < 4096 && sig(uint16(end+1)) == s {
+			end++
+		}
+		if s != def.s {
+			vlanPrefixes(uint16(v), uint16(end), func(uint16) bool { return true }, func(val, mask uint16) {
+				emit(fm.WithReg(c.regs.Meta, uint32(val), uint32(mask)), s, 140, 135)
+			})
+		}
+		v = end + 1
+	}
+	if def.s.n > 0 {
+		emit(fm, def.s, 125, 120)
+	}
+}
+
+// emitCopy writes the emit table: one copy per output, tagged as the
+// native mirror tags it on that output, truncated to snaplen.
+func (c *compiler) emitCopy(p *mirrorPlan) {
+	id := p.m.ID
+	base := c.metaID(Match{}, id)
+	done := base.WithReg(c.regs.Meta, metaDoneMask, metaDoneMask)
+	notDone := base.WithReg(c.regs.Meta, 0, metaDoneMask)
+	emit := c.cookie(KindEmit, id, 0)
+	c.add(tEmit, 300, c.cookie(KindEmitDup, id, 0), done)
+	setDone := ActLoad{c.metaDone(), 1}
+	snap := p.m.Snaplen
+	if snap == 65535 {
+		snap = 0
+	}
+	tagged := func(m Match) Match { return m.WithVLANTCI(VLANCFI, VLANCFI) }
+	vlanIs := func(m Match, v uint16) Match { return m.WithReg(c.regs.Meta, uint32(v), metaVLANMask) }
+	tci := ofpx.NXMVlanTCI.Range(0, 12)
+
+	if p.m.Output.Port != "" {
+		out := ActOutput{Port: p.outPort.OFPort, MaxLen: snap}
+		untag := func(m Match, prio uint16) {
+			c.add(tEmit, prio+1, emit, tagged(m), setDone, ActClone{[]Action{ActPopVLAN{}, out}})
+			c.add(tEmit, prio, emit, m, setDone, out)
+		}
+		pv := p.outVLAN
+		if pv.mode == modeAccess || pv.mode == modeDot1QTunnel {
+			untag(notDone, 200)
+			return
+		}
+		untag(vlanIs(notDone, 0), 230)
+		if pv.mode == modeNativeUntagged && pv.tag != 0 {
+			untag(vlanIs(notDone, pv.tag), 220)
+		}
+		c.add(tEmit, 201, emit, tagged(notDone), setDone, ActClone{[]Action{ActMove{c.metaVLAN(), tci}, out}})
+		c.add(tEmit, 200, emit, notDone, setDone, ActClone{[]Action{ActPushVLAN{}, ActMove{c.metaVLAN(), tci}, out}})
+		return
+	}
+
+	// RSPAN: flood the copy in the output VLAN to every port carrying it
+	// (the input port included), except mirror outputs; nothing when the
+	// packet is already in that VLAN or has a reserved destination.
+	V := p.m.Output.VLAN
+	c.add(tEmit, 250, emit, vlanIs(notDone, V), setDone)
+	c.add(tEmit, 240, emit, notDone.WithEthDst(macReserved, macReservedMsk), setDone)
+	var untagged, taggedPorts []uint32
+	names := make([]string, 0, len(c.facts.Ports))
+	for name := range c.facts.Ports {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return c.facts.Ports[names[i]].OFPort < c.facts.Ports[names[j]].OFPort })
+	outputs := map[string]bool{}
+	for _, f := range c.flows {
+		if Cookie(f.Cookie).Kind() == KindDropOutput {
+			if pt, ok := f.Match.InPort(); ok {
+				outputs[strconv.Itoa(int(pt))] = true
+			}
+		}
+	}
+	for _, name := range names {
+		pf := c.facts.Ports[name]
+		if pf.OFPort == 0 || outputs[strconv.Itoa(int(pf.OFPort))] {
+			continue
+		}
+		pv := c.vlans[name]
+		if !pv.includes(V) {
+			continue
+		}
+		if pv.mode == modeAccess || (pv.mode == modeNativeUntagged && pv.tag == V) {
+			untagged = append(untagged, pf.OFPort)
+		} else {
+			taggedPorts = append(taggedPorts, pf.OFPort)
+		}
+	}
+	outs := func(ports []uint32) []Action {
+		acts := make([]Action, 0, len(ports))
+		for _, pt := range ports {
+			acts = append(acts, ActOutput{Port: pt, MaxLen: snap})
+		}
+		return acts
+	}
+	clearIn := ActLoad{ofpx.NXMInPort.All(), 0}
+	for _, isTagged := range []bool{true, false} {
+		m, prio := notDone, uint16(200)
+		if isTagged {
+			m, prio = tagged(notDone), 201
+		}
+		acts := []Action{setDone}
+		if len(untagged) > 0 {
+			cl := []Action{clearIn}
+			if isTagged {
+				cl = append(cl, ActPopVLAN{})
+			}
+			acts = append(acts, ActClone{append(cl, outs(untagged)...)})
+		}
+		if len(taggedPorts) > 0 {
+			cl := []Action{clearIn}
+			if !isTagged {
+				cl = append(cl, ActPushVLAN{})
+			}
+			cl = append(cl, ActSetVLANVID{V})
+			acts = append(acts, ActClone{append(cl, outs(taggedPorts)...)})
+		}
+		c.add(tEmit, prio, emit, m, acts...)
+	}
+}
