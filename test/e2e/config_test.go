@@ -51,6 +51,7 @@ func TestConfigReload(t *testing.T) {
 	e.learn(hs)
 	e.waitActive("cfg1")
 	e.must("mirror", "add", "api1", "--bridge", "br0", "--ingress", "h2", "--to", "m1")
+	e.settle()
 	if got := names(e.list()); !slices.Equal(got, []string{"api1/api", "cfg1/config"}) {
 		t.Fatalf("mirrors: %v", got)
 	}
@@ -75,6 +76,7 @@ func TestConfigReload(t *testing.T) {
 		return nil
 	})
 	e.waitActive("cfg2")
+	e.settle()
 	c = e.lab.Capture(t, "m0")
 	h2.SendUDP(t, h1.IPv4(), 4000, 5001, 64, 3) // no longer selected
 	h1.SendUDP(t, h2.IPv4(), 4000, 5002, 64, 4)

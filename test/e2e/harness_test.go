@@ -412,3 +412,15 @@ func (e *env) ports(bridge string) []string {
 	e.t.Helper()
 	return strings.Fields(e.lab.MustVsctl(e.t, "list-ports", bridge))
 }
+
+// settle makes the datapath forget its cached flows, so the next packets are
+// translated with the flow table as it is now. Without it, packets that hit
+// a megaflow cached before a mirror was added or deleted may be handled the
+// old way until OVS's revalidators catch up (the native Mirror table
+// behaves the same); exact packet counts need that window closed.
+func (e *env) settle() {
+	e.t.Helper()
+	if out, err := e.lab.Appctl("revalidator/purge"); err != nil {
+		e.t.Fatalf("ovs-appctl revalidator/purge: %v: %s", err, out)
+	}
+}

@@ -127,6 +127,7 @@ func TestSelectionKinds(t *testing.T) {
 			args := append([]string{"mirror", "add", "sel", "--bridge", "br0", "--to", "m0"}, tt.args...)
 			e.must(args...)
 			e.waitActive("sel")
+			e.settle()
 			traffic()
 			pkts := c.Stop(t)
 			expectUDP(t, "m0", pkts, tt.want)
@@ -159,6 +160,7 @@ func TestFiltersTwoMirrorsAndDelete(t *testing.T) {
 	for _, n := range []string{"a", "b", "c"} {
 		e.waitActive(n)
 	}
+	e.settle()
 	if got := e.list(); len(got) != 3 {
 		t.Fatalf("mirror list: %d mirrors, want 3: %+v", len(got), got)
 	}
@@ -187,6 +189,7 @@ func TestFiltersTwoMirrorsAndDelete(t *testing.T) {
 	if r := e.fs("mirror", "show", "a"); r.code != 1 || !strings.Contains(r.stderr, `"a"`) {
 		t.Errorf("show deleted mirror: %v", r)
 	}
+	e.settle()
 	c0, c1 = e.lab.Capture(t, "m0"), e.lab.Capture(t, "m1")
 	h1.SendUDP(t, h2.IPv4(), 4001, 5001, 64, 5)
 	h2.SendUDP(t, h1.IPv4(), 4002, 5002, 64, 6)
@@ -205,6 +208,7 @@ func TestFiltersTwoMirrorsAndDelete(t *testing.T) {
 		}
 		return nil
 	})
+	e.settle()
 	if got := h1.Ping(t, h2.IPv4(), 3); got != 3 {
 		t.Errorf("ping after release: %d replies, want 3", got)
 	}
@@ -227,6 +231,7 @@ func TestCreateOutputPort(t *testing.T) {
 	e.learn(hs)
 	e.must("mirror", "add", "web", "--bridge", "br0", "--port", "h1", "--to", "cap0", "--create")
 	e.waitActive("web")
+	e.settle()
 	if !slices.Contains(e.ports("br0"), "cap0") {
 		t.Fatalf("ports of br0 after --create: %v, want cap0 among them", e.ports("br0"))
 	}

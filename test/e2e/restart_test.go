@@ -67,6 +67,7 @@ func TestServeRestart(t *testing.T) {
 	e.learn(hs)
 	e.must("mirror", "add", "web", "--bridge", "br0", "--port", "h1", "--match", "udp", "--to", "m0")
 	e.waitActive("web")
+	e.settle()
 	e.checkForwardAndMirror(h1, h2, 5001, 5, "before restart")
 	flows := e.flowSet("br0")
 	mirrors := e.list()
@@ -163,6 +164,7 @@ func TestPortReadded(t *testing.T) {
 		t.Fatalf("h1 re-added with ofport %d, want %d", got, newPort)
 	}
 	e.waitActive("web")
+	e.settle()
 	e.learn(hs)
 	e.checkForwardAndMirror(h1, h2, 5001, 5, "after re-adding h1")
 	// And the egress direction, which depends on the new port number too.

@@ -45,6 +45,7 @@ func (e *env) startTap(args ...string) *tapProc {
 		}
 		return nil
 	})
+	e.settle()
 	return p
 }
 
