@@ -340,15 +340,25 @@ func (c *Client) keepLinksUp(snap map[string]Bridge) {
 	if c.cfg.SkipLinkUp {
 		return
 	}
+	const retry = 5 * time.Second
+	var later time.Duration
 	for _, br := range snap {
 		for _, p := range br.Ports {
-			if !p.Flowspan || p.Type != "internal" || p.OFPort == 0 || p.adminUp || p.ifUUID == "" {
+			if !p.Flowspan || p.Type != "internal" || p.OFPort == 0 || p.ifUUID == "" {
 				continue
 			}
 			c.w.mu.Lock()
-			last, tried := c.w.linkTried[p.ifUUID]
-			if tried && time.Since(last) < 5*time.Second {
+			if p.adminUp {
+				delete(c.w.linkTried, p.ifUUID) // a later "down" is handled at once
 				c.w.mu.Unlock()
+				continue
+			}
+			last, tried := c.w.linkTried[p.ifUUID]
+			if wait := retry - time.Since(last); tried && wait > 0 {
+				c.w.mu.Unlock()
+				if later == 0 || wait < later {
+					later = wait
+				}
 				continue
 			}
 			c.w.linkTried[p.ifUUID] = time.Now()
@@ -357,9 +367,13 @@ func (c *Client) keepLinksUp(snap map[string]Bridge) {
 				c.log.WithError(err).WithField("bridge", br.Name).WithField("port", p.Name).
 					Warn("cannot bring internal port up")
 			} else {
-				c.log.WithField("bridge", br.Name).WithField("port", p.Name).Debug("internal port brought up")
+				c.log.WithField("bridge", br.Name).WithField("port", p.Name).Info("internal port brought up")
 			}
+			later = retry // until ovs-vswitchd reports it up
 		}
+	}
+	if later > 0 {
+		time.AfterFunc(later, c.kickWatch)
 	}
 }
 
