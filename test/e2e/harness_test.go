@@ -361,8 +361,9 @@ func (e *env) flowSet(bridge string) []string {
 		if line == "" || strings.HasPrefix(line, "OFPST_FLOW") {
 			continue
 		}
-		if strings.Contains(line, "hard_timeout=") || strings.Contains(line, "idle_timeout=") {
-			continue
+		head, _, _ := strings.Cut(line, " actions=")
+		if strings.Contains(head, "hard_timeout=") || strings.Contains(head, "idle_timeout=") {
+			continue // learned at run time
 		}
 		line = flowCounters.ReplaceAllString(line, " ")
 		line = flowCookie.ReplaceAllString(line, " ")

@@ -137,9 +137,10 @@ func TestTap(t *testing.T) {
 		e.noTapLeft("after Ctrl-C")
 	})
 
-	t.Run("match and SIGTERM", func(t *testing.T) {
+	t.Run("match, no --bridge and SIGTERM", func(t *testing.T) {
 		file := filepath.Join(e.dir, "udp.pcap")
-		p := e.startTap("h1", "--bridge", "br0", "--match", "udp,tp_dst=5002", "-w", file)
+		// Without --bridge the daemon finds the bridge that has h1.
+		p := e.startTap("h1", "--match", "udp,tp_dst=5002", "-w", file)
 		h1.SendUDP(t, h2.IPv4(), 4001, 5001, 100, 3)
 		h2.SendUDP(t, h1.IPv4(), 4002, 5002, 100, 5)
 		lab.Eventually(t, 10*time.Second, func() error {
