@@ -1,0 +1,247 @@
+package ofctrl
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/contiv/libOpenflow/openflow13"
+
+	"github.com/flowspan/flowspan/ofctrl/ofpx"
+)
+
+// Switch is a handle to one datapath. It is safe for concurrent use and
+// stays valid across reconnects: every request uses the connection current
+// at the time of the call and fails with ErrNotConnected if there is none,
+// or ErrDisconnected if the connection drops before the reply.
+type Switch struct {
+	ctrl *Controller
+	dpid uint64
+}
+
+// DPID returns the datapath id.
+func (s *Switch) DPID() uint64 { return s.dpid }
+
+// Barrier sends a barrier request and waits for its reply.
+func (s *Switch) Barrier(ctx context.Context) error {
+	c, err := s.ctrl.current(s.dpid)
+	if err != nil {
+		return err
+	}
+	o, err := c.request(ctx, 1, func(int) string { return "barrier request" }, func(lo uint32) ([]byte, error) {
+		return newMsg(typeBarrierRequest, lo, 0), nil
+	})
+	if err != nil {
+		return fmt.Errorf("switch %016x: barrier: %w", s.dpid, err)
+	}
+	return firstError(o)
+}
+
+func firstError(o *op) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.errs) == 0 {
+		return nil
+	}
+	if len(o.errs) == 1 {
+		return o.errs[0]
+	}
+	return fmt.Errorf("%w (and %d more errors)", o.errs[0], len(o.errs)-1)
+}
+
+var flowCommands = [...]string{"add", "modify", "modify_strict", "delete", "delete_strict"}
+
+func describeFlowMod(i, n int, fm *openflow13.FlowMod) string {
+	cmd := fmt.Sprintf("command(%d)", fm.Command)
+	if int(fm.Command) < len(flowCommands) {
+		cmd = flowCommands[fm.Command]
+	}
+	return fmt.Sprintf("flow mod %d of %d (%s table=%d priority=%d cookie=0x%x/0x%x)", i+1, n, cmd, fm.TableId, fm.Priority, fm.Cookie, fm.CookieMask)
+}
+
+// Apply sends mods to the switch atomically: in one OpenFlow bundle
+// (open, add each mod, barrier; commit only if the switch accepted every
+// message, otherwise discard), so either all take effect or none do. With
+// Config.NoBundles the mods are sent followed by a barrier instead, which
+// is not atomic. Mods that fail to encode are reported before anything is
+// sent. A switch error names the failing flow mod by index and fields.
+// If ctx ends before the commit is sent the bundle is discarded; if it
+// ends after, the outcome is unknown and the error says so.
+func (s *Switch) Apply(ctx context.Context, mods []*openflow13.FlowMod) error {
+	if len(mods) == 0 {
+		return nil
+	}
+	c, err := s.ctrl.current(s.dpid)
+	if err != nil {
+		return err
+	}
+	// Encode first so bad input changes nothing.
+	enc := make([][]byte, len(mods))
+	size := 0
+	for i, fm := range mods {
+		if fm == nil {
+			return fmt.Errorf("apply: flow mod %d of %d is nil", i+1, len(mods))
+		}
+		b, err := ofpx.MarshalFlowMod(fm, 0)
+		if err != nil {
+			return fmt.Errorf("apply: %s: %w", describeFlowMod(i, len(mods), fm), err)
+		}
+		if len(b)+24 > MaxFrame {
+			return fmt.Errorf("apply: %s: %d bytes does not fit a bundle add message", describeFlowMod(i, len(mods), fm), len(b))
+		}
+		enc[i] = b
+		size += len(b) + 24
+	}
+	if s.ctrl.cfg.NoBundles {
+		return s.applyPlain(ctx, c, mods, enc, size)
+	}
+	return s.applyBundle(ctx, c, mods, enc, size)
+}
+
+func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.FlowMod, enc [][]byte, size int) error {
+	n := len(mods)
+	describe := func(i int) string {
+		if i >= 0 && i < n {
+			return describeFlowMod(i, n, mods[i])
+		}
+		return "barrier request"
+	}
+	o, err := c.request(ctx, n+1, describe, func(l uint32) ([]byte, error) {
+		buf := make([]byte, 0, size+8)
+		for i, b := range enc {
+			binary.BigEndian.PutUint32(b[4:], l+uint32(i))
+			buf = append(buf, b...)
+		}
+		return append(buf, newMsg(typeBarrierRequest, l+uint32(n), 0)...), nil
+	})
+	if err != nil {
+		return fmt.Errorf("switch %016x: apply %d flow mods (no bundle; outcome unknown): %w", s.dpid, n, err)
+	}
+	if err := firstError(o); err != nil {
+		return fmt.Errorf("apply %d flow mods without bundle (others may have been applied): %w", n, err)
+	}
+	return nil
+}
+
+func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.FlowMod, enc [][]byte, size int) error {
+	n := len(mods)
+	id := c.bundleID.Add(1)
+	// xids: lo = open, lo+1..lo+n = adds (inner xid equal), lo+n+1 =
+	// barrier, lo+n+2 = commit. One op covers them all so that an error
+	// the switch reports for an inner message at commit time is kept.
+	describe := func(i int) string {
+		switch {
+		case i == 0:
+			return fmt.Sprintf("bundle %d open", id)
+		case i >= 1 && i <= n:
+			return describeFlowMod(i-1, n, mods[i-1])
+		case i == n+1:
+			return fmt.Sprintf("bundle %d barrier", id)
+		}
+		return fmt.Sprintf("bundle %d commit", id)
+	}
+	o, err := c.reserveUntil(n+3, n+1, describe) // first phase ends with the barrier
+	if err != nil {
+		return fmt.Errorf("switch %016x: apply %d flow mods: %w", s.dpid, n, err)
+	}
+	lo := o.lo
+	buf := make([]byte, 0, size+24+8)
+	buf = append(buf, bundleControlMsg(lo, id, bundleOpen)...)
+	for i, b := range enc {
+		xid := lo + 1 + uint32(i)
+		binary.BigEndian.PutUint32(b[4:], xid) // inner xid == bundle add xid
+		if buf, err = appendBundleAdd(buf, xid, id, b); err != nil {
+			c.forget(o)
+			return fmt.Errorf("apply: %s: %w", describeFlowMod(i, n, mods[i]), err)
+		}
+	}
+	buf = append(buf, newMsg(typeBarrierRequest, lo+uint32(n)+1, 0)...)
+	if err := c.sendWait(ctx, o, buf); err != nil {
+		if !errors.Is(err, ErrDisconnected) {
+			s.discard(c, id)
+		}
+		return fmt.Errorf("switch %016x: apply %d flow mods: bundle discarded, nothing changed: %w", s.dpid, n, err)
+	}
+	if err := firstError(o); err != nil {
+		s.discard(c, id)
+		return fmt.Errorf("apply %d flow mods: bundle discarded, nothing changed: %w", n, err)
+	}
+	if err := c.rearm(o, lo+uint32(n)+2); err != nil {
+		return fmt.Errorf("switch %016x: apply %d flow mods: nothing changed: %w", s.dpid, n, err)
+	}
+	if err := c.sendWait(ctx, o, bundleControlMsg(lo+uint32(n)+2, id, bundleCommit)); err != nil {
+		return fmt.Errorf("switch %016x: apply %d flow mods: commit sent, outcome unknown: %w", s.dpid, n, err)
+	}
+	if err := firstError(o); err != nil {
+		return fmt.Errorf("apply %d flow mods: commit failed, nothing changed: %w", n, err)
+	}
+	return nil
+}
+
+// discard asks the switch to drop bundle id, waiting briefly for the reply
+// (errors are logged: the bundle dies with the connection anyway).
+func (s *Switch) discard(c *conn, id uint32) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	o, err := c.request(ctx, 1, func(int) string { return fmt.Sprintf("bundle %d discard", id) }, func(l uint32) ([]byte, error) {
+		return bundleControlMsg(l, id, bundleDiscard), nil
+	})
+	if err == nil {
+		err = firstError(o)
+	}
+	if err != nil {
+		c.log.WithError(err).WithField("bundle", id).Warn("bundle discard failed")
+	}
+}
+
+// FlowStats returns the flows matching f, stitching multipart replies.
+func (s *Switch) FlowStats(ctx context.Context, f FlowFilter) ([]FlowStat, error) {
+	c, err := s.ctrl.current(s.dpid)
+	if err != nil {
+		return nil, err
+	}
+	o, err := c.request(ctx, 1, func(int) string { return fmt.Sprintf("flow stats request (table %d)", f.Table) }, func(l uint32) ([]byte, error) {
+		return flowStatsRequest(l, f), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("switch %016x: flow stats: %w", s.dpid, err)
+	}
+	if err := firstError(o); err != nil {
+		return nil, fmt.Errorf("flow stats: %w", err)
+	}
+	var out []FlowStat
+	for _, m := range o.msgs {
+		if m.typ != typeMultipartReply || m.mpType != mpFlow {
+			return nil, fmt.Errorf("switch %016x: flow stats: unexpected %s reply", s.dpid, msgTypeName(m.typ))
+		}
+		out = append(out, m.flows...)
+	}
+	return out, nil
+}
+
+// Ports returns the switch's ports (OFPMP_PORT_DESC).
+func (s *Switch) Ports(ctx context.Context) ([]Port, error) {
+	c, err := s.ctrl.current(s.dpid)
+	if err != nil {
+		return nil, err
+	}
+	o, err := c.request(ctx, 1, func(int) string { return "port description request" }, func(l uint32) ([]byte, error) {
+		return portDescRequest(l), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("switch %016x: ports: %w", s.dpid, err)
+	}
+	if err := firstError(o); err != nil {
+		return nil, fmt.Errorf("ports: %w", err)
+	}
+	var out []Port
+	for _, m := range o.msgs {
+		if m.typ != typeMultipartReply || m.mpType != mpPortDesc {
+			return nil, fmt.Errorf("switch %016x: ports: unexpected %s reply", s.dpid, msgTypeName(m.typ))
+		}
+		out = append(out, m.ports...)
+	}
+	return out, nil
+}
