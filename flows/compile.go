@@ -687,8 +687,17 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 
 	if p.m.Output.Port != "" {
 		out := ActOutput{Port: p.outPort.OFPort, MaxLen: snap}
+		// OVS truncates before it commits a pushed or popped VLAN header,
+		// while the native mirror truncates the tagged copy: compensate
+		// so the copy on the wire has snaplen bytes either way.
+		adjust := func(o ActOutput, delta int) ActOutput {
+			if o.MaxLen != 0 {
+				o.MaxLen = uint16(min(max(int(o.MaxLen)+delta, 14), 65535))
+			}
+			return o
+		}
 		untag := func(m Match, prio uint16) {
-			c.add(tEmit, prio+1, emit, tagged(m), setDone, ActClone{[]Action{ActPopVLAN{}, out}})
+			c.add(tEmit, prio+1, emit, tagged(m), setDone, ActClone{[]Action{ActPopVLAN{}, adjust(out, +4)}})
 			c.add(tEmit, prio, emit, m, setDone, out)
 		}
 		pv := p.outVLAN
@@ -701,7 +710,7 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 			untag(vlanIs(notDone, pv.tag), 220)
 		}
 		c.add(tEmit, 201, emit, tagged(notDone), setDone, ActClone{[]Action{ActMove{c.metaVLAN(), tci}, out}})
-		c.add(tEmit, 200, emit, notDone, setDone, ActClone{[]Action{ActPushVLAN{}, ActMove{c.metaVLAN(), tci}, out}})
+		c.add(tEmit, 200, emit, notDone, setDone, ActClone{[]Action{ActPushVLAN{}, ActMove{c.metaVLAN(), tci}, adjust(out, -4)}})
 		return
 	}
 

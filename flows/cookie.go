@@ -21,19 +21,19 @@ type Kind uint8
 
 // Flow kinds.
 const (
-	KindPipeline    Kind = 1  // shared skeleton: classify, learn, predict, dispatch, continue
-	KindDropOutput  Kind = 2  // drop packets received on an output port
-	KindLearned     Kind = 3  // MAC flows written by the learn action
-	KindSelIngress  Kind = 10 // mirror selects packets received on a port
-	KindSelEgress   Kind = 11 // mirror selects packets NORMAL sends to a port (unicast)
-	KindSelFlood    Kind = 12 // mirror selects flooded packets (egress ports in the VLAN)
-	KindSelAll      Kind = 13 // mirror selects every packet (all, or VLANs / filters only)
-	KindSelExclude  Kind = 14 // not selected: NORMAL will not send it to the egress port
-	KindVLAN        Kind = 20 // mirror's VLAN list passed
-	KindFilter      Kind = 21 // mirror's filter [index] matched
-	KindEmit        Kind = 30 // copy sent to the output
-	KindEmitDup     Kind = 31 // selected but the output already has its copy
-	CookieApp            = 0xf5
+	KindPipeline   Kind = 1  // shared skeleton: classify, learn, predict, dispatch, continue
+	KindDropOutput Kind = 2  // drop packets received on an output port
+	KindLearned    Kind = 3  // MAC flows written by the learn action
+	KindSelIngress Kind = 10 // mirror selects packets received on a port
+	KindSelEgress  Kind = 11 // mirror selects packets NORMAL sends to a port (unicast)
+	KindSelFlood   Kind = 12 // mirror selects flooded packets (egress ports in the VLAN)
+	KindSelAll     Kind = 13 // mirror selects every packet (all, or VLANs / filters only)
+	KindSelExclude Kind = 14 // not selected: NORMAL will not send it to the egress port
+	KindVLAN       Kind = 20 // mirror's VLAN list passed
+	KindFilter     Kind = 21 // mirror's filter [index] matched
+	KindEmit       Kind = 30 // copy sent to the output
+	KindEmitDup    Kind = 31 // selected but the output already has its copy
+	CookieApp           = 0xf5
 )
 
 // Cookie masks.

@@ -1,0 +1,133 @@
+package flows_test
+
+import (
+	"testing"
+
+	"github.com/flowspan/flowspan/flows"
+	"github.com/flowspan/flowspan/test/lab"
+)
+
+type compareCase struct {
+	name string
+	// outputs: internal output ports and their access tag (0: none).
+	outputs map[string]int
+	native  []lab.NativeMirror
+	mirrors []flows.Mirror
+	// keep, when set, filters the native capture (OVS 3.1 mirrors have no
+	// filters, so filtered mirrors are compared against the native
+	// unfiltered mirror's packets that match the filter).
+	keep func(lab.Packet) bool
+	// capture: ports to compare (default: the outputs).
+	capture []string
+	// wantMin: the native capture must have at least this many packets,
+	// so a broken oracle cannot make the comparison vacuous.
+	wantMin int
+}
+
+func TestCompareWithNativeMirror(t *testing.T) {
+	out := map[string]int{"mirror0": 0}
+	cases := []compareCase{
+		{name: "ingress-access", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"a1"}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Ingress: []string{"a1"}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 6},
+		{name: "egress-access", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectDst: []string{"a1"}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Egress: []string{"a1"}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 4},
+		{name: "both-access", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"a2"}, SelectDst: []string{"a2"}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Ports: []string{"a2"}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 6},
+		{name: "both-trunk", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"t1"}, SelectDst: []string{"t1"}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Ports: []string{"t1"}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 6},
+		{name: "egress-trunk-list", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectDst: []string{"t2"}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Egress: []string{"t2"}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 4},
+		{name: "both-native-untagged", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"n1"}, SelectDst: []string{"n1"}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Ports: []string{"n1"}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 4},
+		{name: "vlan-only", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, SelectVLAN: []int{20}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", VLANs: []uint16{20}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 5},
+		{name: "ports-narrowed-by-vlan", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"t1", "t2"}, SelectDst: []string{"t1", "t2"}, SelectVLAN: []int{10}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Ports: []string{"t1", "t2"}, VLANs: []uint16{10}, Output: flows.Output{Port: "mirror0"}}}, wantMin: 4},
+		{name: "all", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}}}, wantMin: 18},
+		{name: "filtered", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"a1"}, SelectDst: []string{"a1"}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Ports: []string{"a1"}, Filters: []string{"arp", "udp,tp_dst=2011"}, Output: flows.Output{Port: "mirror0"}}},
+			keep:    func(p lab.Packet) bool { return p.EtherType == lab.EtherTypeARP || p.Proto == 17 && p.DstPort == 2011 }, wantMin: 2},
+		{name: "two-mirrors-one-output", outputs: out,
+			native: []lab.NativeMirror{
+				{Name: "m1", SelectSrc: []string{"a1"}, Output: "mirror0"},
+				{Name: "m2", SelectDst: []string{"a2"}, Output: "mirror0"},
+			},
+			mirrors: []flows.Mirror{
+				{Name: "m1", Ingress: []string{"a1"}, Output: flows.Output{Port: "mirror0"}},
+				{Name: "m2", Egress: []string{"a2"}, Output: flows.Output{Port: "mirror0"}},
+			}, wantMin: 8},
+		{name: "two-mirrors-two-outputs", outputs: map[string]int{"mirror0": 0, "mirror1": 0},
+			native: []lab.NativeMirror{
+				{Name: "m1", SelectSrc: []string{"a1"}, SelectDst: []string{"a1"}, Output: "mirror0"},
+				{Name: "m2", SelectAll: true, SelectVLAN: []int{10}, Output: "mirror1"},
+			},
+			mirrors: []flows.Mirror{
+				{Name: "m1", Ports: []string{"a1"}, Output: flows.Output{Port: "mirror0"}},
+				{Name: "m2", VLANs: []uint16{10}, Output: flows.Output{Port: "mirror1"}},
+			}, wantMin: 8},
+		{name: "access-output-untagged", outputs: map[string]int{"mirror0": 30},
+			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}}}, wantMin: 18},
+		{name: "snaplen", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0", Snaplen: 64}},
+			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}, Snaplen: 64}}, wantMin: 18},
+		{name: "snaplen-access-output", outputs: map[string]int{"mirror0": 30},
+			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0", Snaplen: 60}},
+			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}, Snaplen: 60}}, wantMin: 18},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			compare(t, tc)
+		})
+	}
+}
+
+func compare(t *testing.T, tc compareCase) {
+	b := newBench(t, tc.outputs)
+	ports := tc.capture
+	if ports == nil {
+		for p := range tc.outputs {
+			ports = append(ports, p)
+		}
+	}
+	// Native phase.
+	for _, m := range tc.native {
+		b.l.AddNativeMirror(t, "br0", m)
+	}
+	native := b.capture(t, false, ports...)
+	for _, m := range tc.native {
+		b.l.DelNativeMirror(t, "br0", m.Name)
+	}
+	// flowspan phase: outputs without an access tag are isolated the way
+	// the daemon isolates them.
+	isolated := map[string]bool{}
+	for p, tag := range tc.outputs {
+		if tag == 0 {
+			isolated[p] = true
+		}
+	}
+	b.install(t, tc.mirrors, isolated)
+	got := b.capture(t, true, ports...)
+	for _, p := range ports {
+		want := native[p]
+		if tc.keep != nil {
+			want = lab.Filter(want, tc.keep)
+		}
+		if len(want) < tc.wantMin {
+			t.Errorf("%s: native mirror delivered only %d packets, the case expects at least %d:\n%s", p, len(want), tc.wantMin, lab.Summary(want))
+		}
+		comparePackets(t, p, want, got[p])
+	}
+}
