@@ -439,6 +439,7 @@ func (c *Client) closeConnForRetry() {
 	defer t.Stop()
 	select {
 	case <-c.disc:
+	case <-c.ovs.DisconnectNotify(): // forwardDisconnects may have stopped (Close)
 	case <-t.C:
 	}
 }

@@ -238,6 +238,7 @@ func (c *Client) TakeOver(ctx context.Context, bridge string, mode Mode) (string
 	}
 
 	var ops []libovsdb.Operation
+	var check []int
 	if keep == "" {
 		ct := &vswitchd.Controller{
 			UUID:            "flowspan_ctrl",
@@ -253,16 +254,16 @@ func (c *Client) TakeOver(ctx context.Context, bridge string, mode Mode) (string
 		}
 		ops = append(ops, cops...)
 	}
-	nb.ExternalIDs = ext
-	updFields = append(updFields, &nb.ExternalIDs)
-	uops, err := c.ovs.Where(nb).Update(nb, updFields...)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", what, err)
+	if len(updFields) > 0 {
+		uops, err := c.ovs.Where(nb).Update(nb, updFields...)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", what, err)
+		}
+		ops = append(ops, uops...)
+		check = append(check, len(ops)-1)
 	}
-	ops = append(ops, uops...)
-	check := []int{len(ops) - 1}
 	mb := &vswitchd.Bridge{UUID: br.UUID}
-	var muts []model.Mutation
+	muts := mapMutations(&mb.ExternalIDs, br.ExternalIDs, ext)
 	if len(drop) > 0 {
 		muts = append(muts, model.Mutation{Field: &mb.Controller, Mutator: libovsdb.MutateOperationDelete, Value: drop})
 	}
@@ -327,8 +328,8 @@ func (c *Client) Release(ctx context.Context, bridge string) error {
 	if len(drop) == 0 && len(ext) == len(br.ExternalIDs) {
 		return nil
 	}
-	nb := &vswitchd.Bridge{UUID: br.UUID, ExternalIDs: ext}
-	fields := []any{&nb.ExternalIDs}
+	nb := &vswitchd.Bridge{UUID: br.UUID}
+	var fields []any
 	if s, ok := br.ExternalIDs[keyPrevFailMode]; ok {
 		if s != "" {
 			fm := vswitchd.BridgeFailMode(s)
@@ -361,20 +362,27 @@ func (c *Client) Release(ctx context.Context, bridge string) error {
 				Warn("bridge's other controllers changed while handed over; leaving them as they are")
 		}
 	}
-	ops, err := c.ovs.Where(nb).Update(nb, fields...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	check := []int{0}
-	if len(drop) > 0 {
-		mb := &vswitchd.Bridge{UUID: br.UUID}
-		mops, err := c.ovs.Where(mb).Mutate(mb, model.Mutation{Field: &mb.Controller, Mutator: libovsdb.MutateOperationDelete, Value: drop})
+	var ops []libovsdb.Operation
+	var check []int
+	if len(fields) > 0 {
+		uops, err := c.ovs.Where(nb).Update(nb, fields...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		ops = append(ops, mops...)
+		ops = append(ops, uops...)
 		check = append(check, len(ops)-1)
 	}
+	mb := &vswitchd.Bridge{UUID: br.UUID}
+	muts := mapMutations(&mb.ExternalIDs, br.ExternalIDs, ext)
+	if len(drop) > 0 {
+		muts = append(muts, model.Mutation{Field: &mb.Controller, Mutator: libovsdb.MutateOperationDelete, Value: drop})
+	}
+	mops, err := c.ovs.Where(mb).Mutate(mb, muts...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	ops = append(ops, mops...)
+	check = append(check, len(ops)-1)
 	if _, err := c.transact(ctx, what, ops, check...); err != nil {
 		return err
 	}

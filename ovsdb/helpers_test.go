@@ -203,6 +203,7 @@ func (m *memDB) bridgeRow(name string) vswitchd.Bridge {
 type proxy struct {
 	t       *testing.T
 	path    string
+	listen  func() (net.Listener, error) // default: unix at path
 	backend string
 	mu      sync.Mutex
 	ln      net.Listener
@@ -217,7 +218,11 @@ func newProxy(t *testing.T, path, backend string) *proxy {
 }
 
 func (p *proxy) start() {
-	ln, err := net.Listen("unix", p.path)
+	listen := p.listen
+	if listen == nil {
+		listen = func() (net.Listener, error) { return net.Listen("unix", p.path) }
+	}
+	ln, err := listen()
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -260,7 +265,9 @@ func (p *proxy) stop() {
 	p.conns = map[net.Conn]struct{}{}
 	p.mu.Unlock()
 	p.wg.Wait()
-	_ = os.Remove(p.path)
+	if p.path != "" {
+		_ = os.Remove(p.path)
+	}
 }
 
 func (p *proxy) close() { p.stop() }

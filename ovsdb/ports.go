@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -45,6 +46,50 @@ func (c *Client) transact(ctx context.Context, what string, ops []libovsdb.Opera
 	}
 	c.log.WithField("object", what).WithField("ops", len(ops)).Debug("ovsdb transaction committed")
 	return res, nil
+}
+
+// mapMutations turns old -> new of a string map column into mutations that
+// touch only the keys that differ, so that concurrent writers of other keys
+// (an admin's external_ids) are never overwritten.
+func mapMutations(field *map[string]string, old, new map[string]string) []model.Mutation {
+	var del []string
+	ins := map[string]string{}
+	for k, v := range old {
+		if nv, ok := new[k]; !ok || nv != v {
+			del = append(del, k)
+		}
+	}
+	for k, v := range new {
+		if ov, ok := old[k]; !ok || ov != v {
+			ins[k] = v
+		}
+	}
+	sort.Strings(del)
+	var muts []model.Mutation
+	if len(del) > 0 {
+		muts = append(muts, model.Mutation{Field: field, Mutator: libovsdb.MutateOperationDelete, Value: del})
+	}
+	if len(ins) > 0 {
+		muts = append(muts, model.Mutation{Field: field, Mutator: libovsdb.MutateOperationInsert, Value: ins})
+	}
+	return muts
+}
+
+// portOps updates a port's VLAN columns and mutates its external_ids.
+func (c *Client) portOps(p *vswitchd.Port, np *vswitchd.Port, ext map[string]string) ([]libovsdb.Operation, error) {
+	ops, err := c.ovs.Where(np).Update(np, &np.Tag, &np.VLANMode, &np.Trunks)
+	if err != nil {
+		return nil, err
+	}
+	mp := &vswitchd.Port{UUID: p.UUID}
+	if muts := mapMutations(&mp.ExternalIDs, p.ExternalIDs, ext); len(muts) > 0 {
+		mops, err := c.ovs.Where(mp).Mutate(mp, muts...)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, mops...)
+	}
+	return ops, nil
 }
 
 // validName checks a port name: a network device name (1-15 bytes, no
@@ -340,8 +385,8 @@ func (c *Client) IsolatePort(ctx context.Context, bridge, port string) error {
 		}
 		ext[keyPrevTrunks] = joinInts(p.Trunks)
 	}
-	np := &vswitchd.Port{UUID: p.UUID, Tag: &tag, VLANMode: &mode, Trunks: []int{}, ExternalIDs: ext}
-	ops, err := c.ovs.Where(np).Update(np, &np.Tag, &np.VLANMode, &np.Trunks, &np.ExternalIDs)
+	np := &vswitchd.Port{UUID: p.UUID, Tag: &tag, VLANMode: &mode, Trunks: []int{}}
+	ops, err := c.portOps(p, np, ext)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -385,11 +430,11 @@ func (c *Client) UnisolatePort(ctx context.Context, bridge, port string) error {
 	if tr != nil {
 		np.Trunks = tr
 	}
-	np.ExternalIDs = maps.Clone(p.ExternalIDs)
+	ext := maps.Clone(p.ExternalIDs)
 	for _, k := range []string{keyIsolated, keyPrevTag, keyPrevVLANMode, keyPrevTrunks} {
-		delete(np.ExternalIDs, k)
+		delete(ext, k)
 	}
-	ops, err := c.ovs.Where(np).Update(np, &np.Tag, &np.VLANMode, &np.Trunks, &np.ExternalIDs)
+	ops, err := c.portOps(p, np, ext)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
