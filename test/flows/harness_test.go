@@ -159,29 +159,33 @@ func script() []step {
 	u := func(dst func(b *bench) net.HardwareAddr, from string, vlan int, n uint16, payload int) func(b *bench) []byte {
 		return func(b *bench) []byte { return udpFrame(dst(b), b.mac[from], vlan, n, payload) }
 	}
-	mac := func(h string) func(b *bench) net.HardwareAddr { return func(b *bench) net.HardwareAddr { return b.mac[h] } }
-	fixed := func(m net.HardwareAddr) func(b *bench) net.HardwareAddr { return func(*bench) net.HardwareAddr { return m } }
+	mac := func(h string) func(b *bench) net.HardwareAddr {
+		return func(b *bench) net.HardwareAddr { return b.mac[h] }
+	}
+	fixed := func(m net.HardwareAddr) func(b *bench) net.HardwareAddr {
+		return func(*bench) net.HardwareAddr { return m }
+	}
 	return []step{
-		{"a1", func(b *bench) []byte { return arpFrame(b.mac["a1"], -1, 250) }, learns(10, "a1")},   // 1 ARP broadcast, VLAN 10
-		{"a2", u(mac("a1"), "a2", -1, 2, 40), learns(10, "a2")},                                      // 2 learned unicast a2 -> a1
-		{"a1", u(fixed(macUnknown), "a1", -1, 3, 40), nil},                                           // 3 unknown unicast: flood VLAN 10
-		{"t1", u(fixed(macBcast), "t1", 20, 4, 40), learns(20, "t1")},                                // 4 tagged broadcast VLAN 20
-		{"a3", u(mac("t1"), "a3", -1, 5, 40), learns(20, "a3")},                                      // 5 unicast a3 -> t1 (VLAN 20)
-		{"t1", u(fixed(macBcast), "t1", -1, 6, 40), learns(0, "t1")},                                 // 6 untagged broadcast on trunk: VLAN 0
-		{"t2", u(fixed(macBcast), "t2", 30, 7, 40), nil},                                             // 7 VLAN 30 not trunked on t2: dropped
-		{"a1", u(fixed(macBcast), "a1", 10, 8, 40), nil},                                             // 8 tagged on access port: dropped
-		{"n1", u(fixed(macMcast), "n1", -1, 9, 40), learns(20, "n1")},                                // 9 multicast, native VLAN 20
-		{"n1", u(mac("a1"), "n1", 10, 10, 40), learns(10, "n1")},                                     // 10 tagged VLAN 10 on native port -> a1
-		{"a1", u(mac("a2"), "a1", -1, 11, 40), nil},                                                  // 11 learned unicast a1 -> a2
-		{"a2", u(mac("a2"), "a2", -1, 12, 40), nil},                                                  // 12 to its own port: NORMAL drops
-		{"a1", u(fixed(macSTP), "a1", -1, 13, 40), nil},                                              // 13 reserved multicast: NORMAL drops
-		{"a1", u(fixed(macBcast), "a1", -1, 14, 40), nil},                                            // 14 broadcast...
-		{"a1", u(fixed(macBcast), "a1", -1, 14, 40), nil},                                            // 15 ...and its duplicate
-		{"t2", u(mac("a3"), "t2", 20, 16, 1000), learns(20, "t2")},                                   // 16 large frame t2 -> a3
-		{"a3", u(mac("t2"), "a3", -1, 17, 40), nil},                                                  // 17 learned unicast back to trunk t2
-		{"t1", u(fixed(macUnknown), "t1", 10, 18, 40), learns(10, "t1")},                             // 18 unknown unicast VLAN 10 from trunk
-		{"a2", u(mac("t1"), "a2", -1, 19, 40), nil},                                                  // 19 learned unicast a2 -> t1 tagged 10
-		{"t2", func(b *bench) []byte { return arpFrame(b.mac["t2"], 10, 251) }, learns(10, "t2")},    // 20 ARP from trunk t2 in VLAN 10
+		{"a1", func(b *bench) []byte { return arpFrame(b.mac["a1"], -1, 250) }, learns(10, "a1")}, // 1 ARP broadcast, VLAN 10
+		{"a2", u(mac("a1"), "a2", -1, 2, 40), learns(10, "a2")},                                   // 2 learned unicast a2 -> a1
+		{"a1", u(fixed(macUnknown), "a1", -1, 3, 40), nil},                                        // 3 unknown unicast: flood VLAN 10
+		{"t1", u(fixed(macBcast), "t1", 20, 4, 40), learns(20, "t1")},                             // 4 tagged broadcast VLAN 20
+		{"a3", u(mac("t1"), "a3", -1, 5, 40), learns(20, "a3")},                                   // 5 unicast a3 -> t1 (VLAN 20)
+		{"t1", u(fixed(macBcast), "t1", -1, 6, 40), learns(0, "t1")},                              // 6 untagged broadcast on trunk: VLAN 0
+		{"t2", u(fixed(macBcast), "t2", 30, 7, 40), nil},                                          // 7 VLAN 30 not trunked on t2: dropped
+		{"a1", u(fixed(macBcast), "a1", 10, 8, 40), nil},                                          // 8 tagged on access port: dropped
+		{"n1", u(fixed(macMcast), "n1", -1, 9, 40), learns(20, "n1")},                             // 9 multicast, native VLAN 20
+		{"n1", u(mac("a1"), "n1", 10, 10, 40), learns(10, "n1")},                                  // 10 tagged VLAN 10 on native port -> a1
+		{"a1", u(mac("a2"), "a1", -1, 11, 40), nil},                                               // 11 learned unicast a1 -> a2
+		{"a2", u(mac("a2"), "a2", -1, 12, 40), nil},                                               // 12 to its own port: NORMAL drops
+		{"a1", u(fixed(macSTP), "a1", -1, 13, 40), nil},                                           // 13 reserved multicast: NORMAL drops
+		{"a1", u(fixed(macBcast), "a1", -1, 14, 40), nil},                                         // 14 broadcast...
+		{"a1", u(fixed(macBcast), "a1", -1, 14, 40), nil},                                         // 15 ...and its duplicate
+		{"t2", u(mac("a3"), "t2", 20, 16, 1000), learns(20, "t2")},                                // 16 large frame t2 -> a3
+		{"a3", u(mac("t2"), "a3", -1, 17, 40), nil},                                               // 17 learned unicast back to trunk t2
+		{"t1", u(fixed(macUnknown), "t1", 10, 18, 40), learns(10, "t1")},                          // 18 unknown unicast VLAN 10 from trunk
+		{"a2", u(mac("t1"), "a2", -1, 19, 40), nil},                                               // 19 learned unicast a2 -> t1 tagged 10
+		{"t2", func(b *bench) []byte { return arpFrame(b.mac["t2"], 10, 251) }, learns(10, "t2")}, // 20 ARP from trunk t2 in VLAN 10
 	}
 }
 
