@@ -1,0 +1,249 @@
+package flowspan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flowspan/flowspan/api"
+)
+
+// The Manager talks to OVSDB and to switches only through the small
+// interfaces below (defined here, at the consumer). NewOVSDB and
+// NewController adapt the real ovsdb and ofctrl packages; tests use fakes.
+
+// ErrNoBridge is returned (wrapped) by BridgeReader.Bridge when OVSDB has no
+// such bridge.
+var ErrNoBridge = errors.New("no such bridge")
+
+// Bridge is what the Manager needs to know about one OVS bridge.
+type Bridge struct {
+	Name       string
+	DatapathID uint64
+	// Ports by name. OFPort 0 means OVS has not assigned one (yet).
+	Ports        map[string]Port
+	MACAgingTime time.Duration
+}
+
+// Port is one port of a bridge (its single interface).
+type Port struct {
+	Name     string
+	OFPort   uint32
+	Type     string // "", "internal", "gre", ...
+	Tag      uint16 // access VLAN, 0 = none
+	Trunks   []uint16
+	VLANMode string
+	// Flowspan is true for ports flowspan created.
+	Flowspan bool
+}
+
+// BridgeReader reads bridge facts from OVSDB and reports changes.
+type BridgeReader interface {
+	// Bridge returns the facts of bridge name; an error wrapping ErrNoBridge
+	// if there is none.
+	Bridge(ctx context.Context, name string) (Bridge, error)
+	// Watch returns a channel that receives the name of each bridge whose
+	// facts (ports, ofports, VLAN config, datapath id) changed, and "" when
+	// the connection was re-established (every bridge may have changed). It
+	// is closed when ctx ends.
+	Watch(ctx context.Context) <-chan string
+}
+
+// OutputPort describes a port flowspan creates for a mirror output.
+type OutputPort struct {
+	Name string
+	// Tunnel is nil for an internal port.
+	Tunnel *TunnelSpec
+}
+
+// TunnelSpec is a tunnel port's type and options.
+type TunnelSpec struct {
+	Type       string // gre, erspan, vxlan, geneve
+	Remote     string
+	Key        uint32
+	ERSPANVer  uint8
+	ERSPANIdx  uint32
+	ERSPANDir  uint8
+	ERSPANHwID uint8
+}
+
+// PortManager creates and removes flowspan's output ports.
+type PortManager interface {
+	// CreatePort creates p on bridge (marked as flowspan's), isolates it from
+	// NORMAL forwarding and waits until OVS assigned its ofport.
+	CreatePort(ctx context.Context, bridge string, p OutputPort) (ofport uint32, err error)
+	// RemovePort removes a port flowspan created. Removing a port that is
+	// already gone is not an error.
+	RemovePort(ctx context.Context, bridge, name string) error
+}
+
+// Handover points a bridge at flowspan and back.
+type Handover interface {
+	// TakeOver adds flowspan's controller target to bridge and returns the
+	// target the controller must dial ("" when the switch connects to
+	// flowspan's listener, in controller mode).
+	TakeOver(ctx context.Context, bridge string) (dial string, err error)
+	// Release restores the bridge's previous controllers and fail mode.
+	Release(ctx context.Context, bridge string) error
+}
+
+// OVSDB is everything the Manager needs from OVSDB.
+type OVSDB interface {
+	BridgeReader
+	PortManager
+	Handover
+}
+
+// SwitchEvent reports a switch connection change.
+type SwitchEvent struct {
+	DatapathID uint64
+	Connected  bool
+}
+
+// FlowStat is the counters of one installed flow.
+type FlowStat struct {
+	Table    uint8
+	Priority uint16
+	Cookie   uint64
+	Packets  uint64
+	Bytes    uint64
+}
+
+// Switch is a connected switch.
+type Switch interface {
+	// Apply sends changes in one bundle: all or nothing.
+	Apply(ctx context.Context, changes Changes) error
+	// FlowStats returns the flows whose cookie matches cookie under mask.
+	FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowStat, error)
+}
+
+// Controller is the OpenFlow side: it connects to switches.
+type Controller interface {
+	// Dial connects to target in the background, reconnecting until ctx ends.
+	Dial(ctx context.Context, target string)
+	// Events reports connects and disconnects.
+	Events() <-chan SwitchEvent
+	// Switch returns the connected switch with dpid, or false.
+	Switch(dpid uint64) (Switch, bool)
+}
+
+// Compiler turns mirror specs and bridge facts into flows. NewFlowsCompiler
+// adapts the flows package. It must be pure and deterministic.
+type Compiler interface {
+	// Check validates what can be checked without bridge facts: selection,
+	// filter syntax, snaplen, output shape. Errors name the problem.
+	Check(spec api.MirrorSpec) error
+	// Compile returns the flows of all mirrors of one bridge, tagged with
+	// generation gen. Mirrors whose ports are missing are compiled without
+	// them and reported in Program.Missing.
+	Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Program, error)
+	// Cookies describes the cookie layout.
+	Cookies() CookieLayout
+}
+
+// CompileMirror is one mirror handed to the compiler.
+type CompileMirror struct {
+	// ID is stable for the mirror's lifetime on its bridge (cookie bits).
+	ID   uint32
+	Spec api.MirrorSpec
+}
+
+// Program is a compiled bridge.
+type Program struct {
+	Flows []FlowEntry
+	// Missing lists, per mirror name, the ports it names that the bridge
+	// lacks (or that have no ofport yet).
+	Missing map[string][]string
+}
+
+// FlowEntry is one flow as the Manager tracks it.
+type FlowEntry struct {
+	Table    uint8
+	Priority uint16
+	Cookie   uint64
+	// Match is the flow's match in ovs-ofctl syntax; with Table and Priority
+	// it identifies the flow on the switch.
+	Match string
+	// Text is the whole flow in ovs-ofctl -O OpenFlow13 add-flow syntax.
+	Text string
+	// Mirror names the mirror the flow belongs to ("" for shared flows).
+	Mirror string
+	// Counts is set on flows whose packet counters count one selection's
+	// copies; Port and Direction name the selection.
+	Counts    bool
+	Port      string
+	Direction api.Direction
+	// Impl is the compiler's own flow value, for the switch adapter.
+	Impl any
+}
+
+func (f FlowEntry) key() string {
+	return fmt.Sprintf("%d/%d/%s", f.Table, f.Priority, f.Match)
+}
+
+// CookieLayout says which cookie bits mark flowspan flows and which hold the
+// generation.
+type CookieLayout struct {
+	// App and AppMask match every flowspan flow.
+	App, AppMask uint64
+	// GenShift and GenMask locate the generation: (cookie>>GenShift)&GenMask.
+	GenShift uint
+	GenMask  uint64
+}
+
+// Generation extracts the generation from cookie.
+func (c CookieLayout) Generation(cookie uint64) uint8 {
+	return uint8((cookie >> c.GenShift) & c.GenMask)
+}
+
+// GenerationMatch returns the cookie and mask matching every flowspan flow
+// of generation gen.
+func (c CookieLayout) GenerationMatch(gen uint8) (cookie, mask uint64) {
+	return c.App | uint64(gen)<<c.GenShift, c.AppMask | c.GenMask<<c.GenShift
+}
+
+// CookieMatch selects flows by cookie under mask.
+type CookieMatch struct {
+	Cookie, Mask uint64
+}
+
+// Changes is one atomic update of a switch's flow table.
+type Changes struct {
+	// Add installs flows (replacing any flow with the same table, priority
+	// and match).
+	Add []FlowEntry
+	// Delete removes flows strictly (table, priority, match).
+	Delete []FlowEntry
+	// DeleteCookies removes, in every table, the flows matching each cookie.
+	DeleteCookies []CookieMatch
+}
+
+// Empty reports whether c changes nothing.
+func (c Changes) Empty() bool {
+	return len(c.Add) == 0 && len(c.Delete) == 0 && len(c.DeleteCookies) == 0
+}
+
+// diff returns the changes turning installed into desired: new and changed
+// flows are added, vanished ones deleted.
+func diff(installed, desired []FlowEntry) Changes {
+	have := make(map[string]FlowEntry, len(installed))
+	for _, f := range installed {
+		have[f.key()] = f
+	}
+	var ch Changes
+	want := make(map[string]bool, len(desired))
+	for _, f := range desired {
+		k := f.key()
+		want[k] = true
+		if old, ok := have[k]; !ok || old.Text != f.Text || old.Cookie != f.Cookie {
+			ch.Add = append(ch.Add, f)
+		}
+	}
+	for _, f := range installed {
+		if !want[f.key()] {
+			ch.Delete = append(ch.Delete, f)
+		}
+	}
+	return ch
+}

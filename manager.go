@@ -1,0 +1,599 @@
+package flowspan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowspan/flowspan/api"
+	"github.com/sirupsen/logrus"
+)
+
+// Config configures a Manager. OVSDB, Controller and Compiler are required;
+// every other zero field means its default.
+type Config struct {
+	// Logger receives the Manager's logs (fields: bridge, mirror, dpid).
+	// nil discards.
+	Logger logrus.FieldLogger
+	// OVSDB reads bridges, creates output ports and hands bridges over.
+	OVSDB OVSDB
+	// Controller connects to switches.
+	Controller Controller
+	// Compiler turns mirrors into flows (NewFlowsCompiler).
+	Compiler Compiler
+	// StatePath is the state file holding mirror definitions; "" keeps them
+	// in memory only.
+	StatePath string
+	// ConnectTimeout bounds how long AddMirror waits for a switch it has just
+	// taken over to connect before answering (the mirror then stays pending
+	// and is installed when the switch connects). Default 10 s.
+	ConnectTimeout time.Duration
+	// RetryInterval is how often bridges whose reconcile failed are retried.
+	// Default 2 s.
+	RetryInterval time.Duration
+}
+
+// Manager owns the desired mirrors of every bridge and reconciles switches
+// with them. It implements api.Backend. All methods are safe for concurrent
+// use; changes are serialized.
+type Manager struct {
+	cfg Config
+	log logrus.FieldLogger
+
+	mu      sync.Mutex
+	mirrors map[string]*mirror
+	bridges map[string]*bridgeState
+	runCtx  context.Context // set by Run; dial contexts derive from it
+
+	ready     chan struct{} // closed when Run has started
+	readyOnce sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+var _ api.Backend = (*Manager)(nil)
+
+// mirror is one desired mirror.
+type mirror struct {
+	spec        api.MirrorSpec
+	origin      api.Origin
+	id          uint32
+	createdPort string
+	status      api.Status
+}
+
+// bridgeState is what the Manager knows about one bridge it manages.
+type bridgeState struct {
+	name       string
+	dpid       uint64
+	facts      Bridge
+	takenOver  bool
+	dialCancel context.CancelFunc
+	gen        uint8
+	// synced: a full sync happened on connection sw and installed is what
+	// the switch holds.
+	synced    bool
+	sw        Switch
+	installed []FlowEntry
+	// failed: the last reconcile failed; retried periodically.
+	failed bool
+}
+
+// New returns a Manager with the mirrors of the state file (if any). Nothing
+// is touched on OVS until Run.
+func New(cfg Config) (*Manager, error) {
+	if cfg.OVSDB == nil || cfg.Controller == nil || cfg.Compiler == nil {
+		return nil, errors.New("flowspan manager: OVSDB, Controller and Compiler are required")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		log = l
+	}
+	m := &Manager{
+		cfg:     cfg,
+		log:     log,
+		mirrors: map[string]*mirror{},
+		bridges: map[string]*bridgeState{},
+		ready:   make(chan struct{}),
+		closed:  make(chan struct{}),
+	}
+	if cfg.StatePath != "" {
+		st, err := loadState(cfg.StatePath)
+		if err != nil {
+			return nil, err
+		}
+		for _, sm := range st.Mirrors {
+			if _, dup := m.mirrors[sm.Spec.Name]; dup {
+				return nil, fmt.Errorf("state file %s: mirror %q defined twice", cfg.StatePath, sm.Spec.Name)
+			}
+			m.mirrors[sm.Spec.Name] = &mirror{spec: sm.Spec, origin: sm.Origin, id: sm.ID, createdPort: sm.CreatedPort,
+				status: api.Status{State: api.StatePending, Detail: "not reconciled yet"}}
+			m.bridge(sm.Spec.Bridge)
+		}
+	}
+	return m, nil
+}
+
+// bridge returns the state of bridge name, creating it.
+func (m *Manager) bridge(name string) *bridgeState {
+	b := m.bridges[name]
+	if b == nil {
+		b = &bridgeState{name: name}
+		m.bridges[name] = b
+	}
+	return b
+}
+
+func (m *Manager) mirrorsOf(bridge string) []*mirror {
+	var out []*mirror
+	for _, mi := range m.mirrors {
+		if mi.spec.Bridge == bridge {
+			out = append(out, mi)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].spec.Name < out[j].spec.Name })
+	return out
+}
+
+// Run reconciles until ctx ends or Close is called: it removes ephemeral
+// mirrors left by a previous run, takes over the bridges that have mirrors,
+// then follows OVSDB changes and switch connections. It leaves flows in place
+// when it returns, so forwarding and mirroring continue.
+func (m *Manager) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.wg.Add(1)
+	defer m.wg.Done()
+	go func() {
+		select {
+		case <-m.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	watch := m.cfg.OVSDB.Watch(ctx)
+	// Switch events are queued by a pump so that the controller never
+	// blocks on the Manager while it holds its lock.
+	var (
+		evMu  sync.Mutex
+		evQ   []SwitchEvent
+		evSig = make(chan struct{}, 1)
+	)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		events := m.cfg.Controller.Events()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				evMu.Lock()
+				evQ = append(evQ, ev)
+				evMu.Unlock()
+				select {
+				case evSig <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+
+	m.mu.Lock()
+	m.runCtx = ctx
+	m.removeEphemeralLocked(ctx)
+	for _, name := range m.bridgeNamesLocked() {
+		m.reconcileLocked(ctx, m.bridges[name])
+	}
+	m.mu.Unlock()
+	m.readyOnce.Do(func() { close(m.ready) })
+
+	tick := time.NewTicker(m.cfg.RetryInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.mu.Lock()
+			for _, b := range m.bridges {
+				if b.dialCancel != nil {
+					b.dialCancel()
+					b.dialCancel = nil
+				}
+			}
+			m.mu.Unlock()
+			return nil
+		case name, ok := <-watch:
+			if !ok {
+				watch = nil
+				continue
+			}
+			m.mu.Lock()
+			if name == "" {
+				for _, n := range m.bridgeNamesLocked() {
+					m.reconcileLocked(ctx, m.bridges[n])
+				}
+			} else if b := m.bridges[name]; b != nil {
+				m.reconcileLocked(ctx, b)
+			}
+			m.mu.Unlock()
+		case <-evSig:
+			evMu.Lock()
+			q := evQ
+			evQ = nil
+			evMu.Unlock()
+			for _, ev := range q {
+				m.handleSwitchEvent(ctx, ev)
+			}
+		case <-tick.C:
+			m.mu.Lock()
+			for _, n := range m.bridgeNamesLocked() {
+				if b := m.bridges[n]; b.failed {
+					m.reconcileLocked(ctx, b)
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+func (m *Manager) handleSwitchEvent(ctx context.Context, ev SwitchEvent) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	log := m.log.WithField("dpid", fmt.Sprintf("%016x", ev.DatapathID))
+	matched := false
+	for _, n := range m.bridgeNamesLocked() {
+		b := m.bridges[n]
+		if b.dpid != ev.DatapathID && b.dpid != 0 {
+			continue
+		}
+		if b.dpid == 0 && ev.Connected {
+			// Facts not known yet: refresh and see.
+			m.reconcileLocked(ctx, b)
+			continue
+		}
+		matched = true
+		if ev.Connected {
+			log.WithField("bridge", b.name).Info("switch connected: full sync")
+			m.reconcileLocked(ctx, b)
+		} else {
+			log.WithField("bridge", b.name).Warn("switch disconnected")
+			b.synced, b.sw = false, nil
+			for _, mi := range m.mirrorsOf(b.name) {
+				mi.status = api.Status{State: api.StatePending, Detail: fmt.Sprintf("switch %s not connected", b.name)}
+			}
+		}
+	}
+	if !matched {
+		log.WithField("connected", ev.Connected).Debug("switch event for no managed bridge")
+	}
+}
+
+func (m *Manager) bridgeNamesLocked() []string {
+	names := make([]string, 0, len(m.bridges))
+	for n := range m.bridges {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Close stops Run and waits for it. It does not touch OVS: flows stay.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() { close(m.closed) })
+	m.wg.Wait()
+	return nil
+}
+
+// waitReady waits until Run has started.
+func (m *Manager) waitReady(ctx context.Context) error {
+	select {
+	case <-m.ready:
+		return nil
+	case <-m.closed:
+		return api.WithCode(api.CodeUnavailable, errors.New("flowspan manager is closed"))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// removeEphemeralLocked deletes tap mirrors left behind by a previous run.
+func (m *Manager) removeEphemeralLocked(ctx context.Context) {
+	var gone []*mirror
+	for name, mi := range m.mirrors {
+		if mi.spec.Ephemeral {
+			delete(m.mirrors, name)
+			gone = append(gone, mi)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	if err := m.saveLocked(); err != nil {
+		m.log.WithError(err).Warn("removing stale taps: saving state failed")
+	}
+	for _, mi := range gone {
+		m.log.WithFields(logrus.Fields{"mirror": mi.spec.Name, "bridge": mi.spec.Bridge}).Info("removing tap left by a previous run")
+		if mi.createdPort != "" {
+			if err := m.cfg.OVSDB.RemovePort(ctx, mi.spec.Bridge, mi.createdPort); err != nil {
+				m.log.WithError(err).WithField("port", mi.createdPort).Warn("removing stale tap port failed")
+			}
+		}
+	}
+}
+
+// saveLocked persists the desired mirrors.
+func (m *Manager) saveLocked() error {
+	return m.saveMirrorsLocked(m.mirrors)
+}
+
+func (m *Manager) saveMirrorsLocked(mirrors map[string]*mirror) error {
+	if m.cfg.StatePath == "" {
+		return nil
+	}
+	st := stateFile{Version: stateVersion}
+	for _, mi := range mirrors {
+		st.Mirrors = append(st.Mirrors, stateMirror{Spec: mi.spec, Origin: mi.origin, ID: mi.id, CreatedPort: mi.createdPort})
+	}
+	return saveState(m.cfg.StatePath, st)
+}
+
+// reconcileLocked brings bridge b in line with its desired mirrors. Errors
+// are recorded in mirror statuses and b.failed (retried later).
+func (m *Manager) reconcileLocked(ctx context.Context, b *bridgeState) {
+	err := m.syncLocked(ctx, b, m.mirrorsOf(b.name))
+	b.failed = err != nil
+	if err != nil {
+		m.log.WithError(err).WithField("bridge", b.name).Warn("reconcile failed")
+	}
+}
+
+// errNotConnected marks a switch that is not connected (yet).
+var errNotConnected = errors.New("switch not connected")
+
+// syncLocked makes the switch of b hold exactly the flows of mirrors (its
+// desired set) and updates statuses. It takes b over when it has mirrors and
+// releases it when it has none.
+func (m *Manager) syncLocked(ctx context.Context, b *bridgeState, mirrors []*mirror) error {
+	log := m.log.WithField("bridge", b.name)
+	setAll := func(st api.Status) {
+		for _, mi := range mirrors {
+			mi.status = st
+		}
+	}
+	facts, err := m.cfg.OVSDB.Bridge(ctx, b.name)
+	if errors.Is(err, ErrNoBridge) {
+		b.synced = false
+		setAll(api.Status{State: api.StatePending, Detail: fmt.Sprintf("bridge %s missing", b.name)})
+		if len(mirrors) == 0 {
+			m.forgetBridgeLocked(b)
+		}
+		return nil
+	}
+	if err != nil {
+		setAll(api.Status{State: api.StateError, Detail: err.Error()})
+		return err
+	}
+	if b.dpid != 0 && facts.DatapathID != b.dpid {
+		b.synced = false
+	}
+	b.facts, b.dpid = facts, facts.DatapathID
+
+	if len(mirrors) == 0 {
+		return m.drainLocked(ctx, b)
+	}
+	if err := m.takeOverLocked(ctx, b); err != nil {
+		setAll(api.Status{State: api.StateError, Detail: err.Error()})
+		return err
+	}
+	sw, ok := m.cfg.Controller.Switch(b.dpid)
+	if !ok {
+		b.synced = false
+		setAll(api.Status{State: api.StatePending, Detail: fmt.Sprintf("switch %s not connected", b.name)})
+		return nil
+	}
+	if sw != b.sw {
+		b.synced = false // a new connection: full sync
+	}
+	prog, err := m.applyLocked(ctx, b, sw, mirrors)
+	if err != nil {
+		setAll(api.Status{State: api.StateError, Detail: err.Error()})
+		return err
+	}
+	for _, mi := range mirrors {
+		mi.status = statusFor(prog, mi.spec.Name)
+	}
+	log.WithField("flows", len(prog.Flows)).Debug("bridge reconciled")
+	return nil
+}
+
+func statusFor(prog Program, name string) api.Status {
+	miss := prog.Missing[name]
+	if len(miss) == 0 {
+		return api.Status{State: api.StateActive}
+	}
+	word := "port"
+	if len(miss) > 1 {
+		word = "ports"
+	}
+	return api.Status{State: api.StatePending, Detail: fmt.Sprintf("%s %s missing", word, strings.Join(miss, ", ")),
+		MissingPorts: slices.Clone(miss)}
+}
+
+// compileLocked compiles mirrors for b at generation gen.
+func (m *Manager) compileLocked(b *bridgeState, gen uint8, mirrors []*mirror) (Program, error) {
+	in := make([]CompileMirror, len(mirrors))
+	for i, mi := range mirrors {
+		in[i] = CompileMirror{ID: mi.id, Spec: mi.spec}
+	}
+	prog, err := m.cfg.Compiler.Compile(gen, in, b.facts)
+	if err != nil {
+		return Program{}, fmt.Errorf("bridge %s: compile: %w", b.name, err)
+	}
+	return prog, nil
+}
+
+// applyLocked compiles mirrors and applies them to sw in one bundle: a
+// full sync with a new generation if b is not synced, else the diff against
+// the installed flows. On error the switch is unchanged and so is b.
+func (m *Manager) applyLocked(ctx context.Context, b *bridgeState, sw Switch, mirrors []*mirror) (Program, error) {
+	if b.synced {
+		prog, err := m.compileLocked(b, b.gen, mirrors)
+		if err != nil {
+			return prog, err
+		}
+		ch := diff(b.installed, prog.Flows)
+		if !ch.Empty() {
+			if err := sw.Apply(ctx, ch); err != nil {
+				return prog, fmt.Errorf("bridge %s: apply: %w", b.name, err)
+			}
+		}
+		b.installed = prog.Flows
+		return prog, nil
+	}
+	// Full sync: install a new generation, delete every other flowspan
+	// generation, all in one bundle (no gap: new flows replace old ones with
+	// the same match in place).
+	cl := m.cfg.Compiler.Cookies()
+	stats, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
+	if err != nil {
+		return Program{}, fmt.Errorf("bridge %s: reading installed flows: %w", b.name, err)
+	}
+	present := map[uint8]bool{}
+	for _, st := range stats {
+		present[cl.Generation(st.Cookie)] = true
+	}
+	gen := nextGeneration(b.gen, present, uint8(cl.GenMask))
+	prog, err := m.compileLocked(b, gen, mirrors)
+	if err != nil {
+		return prog, err
+	}
+	ch := Changes{Add: prog.Flows}
+	var old []uint8
+	for g := range present {
+		if g != gen {
+			old = append(old, g)
+		}
+	}
+	slices.Sort(old)
+	for _, g := range old {
+		c, mask := cl.GenerationMatch(g)
+		ch.DeleteCookies = append(ch.DeleteCookies, CookieMatch{Cookie: c, Mask: mask})
+	}
+	if err := sw.Apply(ctx, ch); err != nil {
+		return prog, fmt.Errorf("bridge %s: full sync: %w", b.name, err)
+	}
+	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old}).Info("full sync done")
+	b.gen, b.synced, b.installed, b.sw = gen, true, prog.Flows, sw
+	return prog, nil
+}
+
+// nextGeneration picks the generation after cur that no installed flow uses
+// (0 is never used: it is what a cookie-less flow has).
+func nextGeneration(cur uint8, present map[uint8]bool, mask uint8) uint8 {
+	if mask == 0 {
+		return 0
+	}
+	g := cur
+	for range int(mask) + 1 {
+		g = (g + 1) & mask
+		if g != 0 && !present[g] {
+			return g
+		}
+	}
+	// Every generation is in use (cannot happen with a few flows); take
+	// the next one, its flows are replaced anyway.
+	g = (cur + 1) & mask
+	if g == 0 {
+		g = 1
+	}
+	return g
+}
+
+// takeOverLocked points b at flowspan and dials it (once).
+func (m *Manager) takeOverLocked(ctx context.Context, b *bridgeState) error {
+	if b.takenOver {
+		return nil
+	}
+	target, err := m.cfg.OVSDB.TakeOver(ctx, b.name)
+	if err != nil {
+		return fmt.Errorf("bridge %s: take over: %w", b.name, err)
+	}
+	b.takenOver = true
+	b.synced = false
+	m.log.WithFields(logrus.Fields{"bridge": b.name, "target": target}).Info("bridge taken over")
+	if target != "" && m.runCtx != nil {
+		dctx, cancel := context.WithCancel(m.runCtx)
+		b.dialCancel = cancel
+		m.cfg.Controller.Dial(dctx, target)
+	}
+	return nil
+}
+
+// drainLocked removes flowspan's flows from a bridge without mirrors and
+// releases it. If the switch is not connected the bridge stays taken over
+// until it connects (its flows are removed then).
+func (m *Manager) drainLocked(ctx context.Context, b *bridgeState) error {
+	if !b.takenOver {
+		m.forgetBridgeLocked(b)
+		return nil
+	}
+	sw, ok := m.cfg.Controller.Switch(b.dpid)
+	if !ok {
+		return fmt.Errorf("bridge %s: releasing: %w", b.name, errNotConnected)
+	}
+	cl := m.cfg.Compiler.Cookies()
+	if err := sw.Apply(ctx, Changes{DeleteCookies: []CookieMatch{{Cookie: cl.App, Mask: cl.AppMask}}}); err != nil {
+		return fmt.Errorf("bridge %s: removing flows: %w", b.name, err)
+	}
+	b.installed, b.synced = nil, false
+	return m.releaseLocked(ctx, b)
+}
+
+func (m *Manager) releaseLocked(ctx context.Context, b *bridgeState) error {
+	if b.dialCancel != nil {
+		b.dialCancel()
+		b.dialCancel = nil
+	}
+	if err := m.cfg.OVSDB.Release(ctx, b.name); err != nil {
+		return fmt.Errorf("bridge %s: release: %w", b.name, err)
+	}
+	b.takenOver = false
+	m.log.WithField("bridge", b.name).Info("bridge released")
+	m.forgetBridgeLocked(b)
+	return nil
+}
+
+func (m *Manager) forgetBridgeLocked(b *bridgeState) {
+	if len(m.mirrorsOf(b.name)) == 0 && !b.takenOver {
+		delete(m.bridges, b.name)
+	}
+}
+
+// outputPortName returns the name of the port flowspan creates for a tunnel
+// output without a port name: "fs" and 8 hex digits of a hash of the bridge
+// and mirror names (interface names are limited to 15 characters).
+func outputPortName(bridge, mirror string) string {
+	h := fnv.New32a()
+	h.Write([]byte(bridge + "\x00" + mirror))
+	return fmt.Sprintf("fs%08x", h.Sum32())
+}

@@ -1,0 +1,579 @@
+package flowspan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/flowspan/flowspan/api"
+	"github.com/sirupsen/logrus"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+var tunnelTypes = []string{"gre", "erspan", "vxlan", "geneve"}
+
+func invalidf(format string, args ...any) error {
+	return api.WithCode(api.CodeInvalid, fmt.Errorf(format, args...))
+}
+
+// normalize fills defaults into spec.
+func normalize(spec api.MirrorSpec, origin api.Origin) api.MirrorSpec {
+	spec.Ephemeral = origin == api.OriginTap
+	if spec.Output.Tunnel != nil {
+		t := *spec.Output.Tunnel
+		spec.Output.Tunnel = &t
+		if spec.Output.Port == "" {
+			spec.Output.Port = outputPortName(spec.Bridge, spec.Name)
+		}
+	}
+	return spec
+}
+
+// checkSpec validates what needs no bridge facts.
+func (m *Manager) checkSpec(spec api.MirrorSpec) error {
+	if !nameRE.MatchString(spec.Name) {
+		return invalidf("mirror %q: bad name (use letters, digits, '.', '_', '-'; at most 64)", spec.Name)
+	}
+	if spec.Bridge == "" {
+		return invalidf("mirror %q: no bridge given", spec.Name)
+	}
+	o := spec.Output
+	kinds := 0
+	if o.Tunnel != nil {
+		kinds++
+	}
+	if o.VLAN != 0 {
+		kinds++
+	}
+	if o.Port != "" && o.Tunnel == nil {
+		kinds++
+	}
+	switch {
+	case kinds == 0:
+		return invalidf("mirror %q: no output (give a port, a VLAN or a tunnel)", spec.Name)
+	case kinds > 1:
+		return invalidf("mirror %q: more than one output (give exactly one of port, VLAN, tunnel)", spec.Name)
+	}
+	if o.VLAN > 4095 {
+		return invalidf("mirror %q: output VLAN %d out of range 1-4095", spec.Name, o.VLAN)
+	}
+	if o.Create && o.Port == "" {
+		return invalidf("mirror %q: create needs an output port name", spec.Name)
+	}
+	if t := o.Tunnel; t != nil {
+		if !slices.Contains(tunnelTypes, t.Type) {
+			return invalidf("mirror %q: tunnel type %q unknown (want gre, erspan, vxlan or geneve)", spec.Name, t.Type)
+		}
+		if t.Remote == "" {
+			return invalidf("mirror %q: tunnel %s has no remote IP", spec.Name, t.Type)
+		}
+	}
+	if len(o.Port) > 15 && (o.Create || o.Tunnel != nil) {
+		return invalidf("mirror %q: output port name %q longer than 15 characters", spec.Name, o.Port)
+	}
+	if o.Port != "" {
+		for _, lst := range [][]string{spec.Ports, spec.Ingress, spec.Egress} {
+			if slices.Contains(lst, o.Port) {
+				return invalidf("mirror %q: port %q: both selected and output", spec.Name, o.Port)
+			}
+		}
+	}
+	if err := m.cfg.Compiler.Check(spec); err != nil {
+		if api.CodeOf(err) == api.CodeInternal {
+			err = api.WithCode(api.CodeInvalid, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func selectedPorts(spec api.MirrorSpec) []string {
+	var out []string
+	for _, lst := range [][]string{spec.Ports, spec.Ingress, spec.Egress} {
+		for _, p := range lst {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// createsPort reports whether flowspan creates spec's output port.
+func createsPort(spec api.MirrorSpec) bool {
+	return spec.Output.Create || spec.Output.Tunnel != nil
+}
+
+// checkAgainstLocked validates spec against the bridge facts and the other
+// mirrors of the bridge. strict requires named ports to exist (API adds);
+// otherwise missing ports leave the mirror pending (state reload, config).
+func (m *Manager) checkAgainstLocked(spec api.MirrorSpec, facts Bridge, strict bool) error {
+	if strict {
+		for _, p := range selectedPorts(spec) {
+			if _, ok := facts.Ports[p]; !ok {
+				return invalidf("mirror %q: port %q: not on bridge %s", spec.Name, p, spec.Bridge)
+			}
+		}
+	}
+	out := spec.Output.Port
+	for _, other := range m.mirrorsOf(spec.Bridge) {
+		if other.spec.Name == spec.Name {
+			continue
+		}
+		if out != "" && slices.Contains(selectedPorts(other.spec), out) {
+			return invalidf("mirror %q: output port %q is selected by mirror %q", spec.Name, out, other.spec.Name)
+		}
+		if op := other.spec.Output.Port; op != "" && slices.Contains(selectedPorts(spec), op) {
+			return invalidf("mirror %q: port %q is the output of mirror %q", spec.Name, op, other.spec.Name)
+		}
+		if createsPort(spec) && other.spec.Output.Port == out {
+			return invalidf("mirror %q: output port %q already belongs to mirror %q (drop create to share it)", spec.Name, out, other.spec.Name)
+		}
+	}
+	if out == "" {
+		return nil
+	}
+	p, exists := facts.Ports[out]
+	switch {
+	case createsPort(spec) && exists && !p.Flowspan:
+		return invalidf("mirror %q: output port %q already exists on bridge %s (drop create to use it)", spec.Name, out, spec.Bridge)
+	case !createsPort(spec) && !exists && strict:
+		return invalidf("mirror %q: output port %q: not on bridge %s (add create to make it)", spec.Name, out, spec.Bridge)
+	}
+	return nil
+}
+
+func (m *Manager) allocIDLocked(bridge string) uint32 {
+	used := map[uint32]bool{}
+	for _, mi := range m.mirrorsOf(bridge) {
+		used[mi.id] = true
+	}
+	id := uint32(1)
+	for used[id] {
+		id++
+	}
+	return id
+}
+
+func view(mi *mirror) api.Mirror {
+	spec := mi.spec
+	return api.Mirror{Spec: spec, Origin: mi.origin, Status: mi.status}
+}
+
+// AddMirror validates spec and installs it. On any error nothing changes: not
+// the desired mirrors, not the state file, not the switch, not OVSDB. A
+// bridge gets taken over with its first mirror; if its switch does not
+// connect within Config.ConnectTimeout the mirror stays defined and pending.
+func (m *Manager) AddMirror(ctx context.Context, spec api.MirrorSpec, origin api.Origin) (api.Mirror, error) {
+	if err := m.waitReady(ctx); err != nil {
+		return api.Mirror{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mi, err := m.addLocked(ctx, spec, origin, true)
+	if err != nil {
+		return api.Mirror{}, err
+	}
+	return view(mi), nil
+}
+
+func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api.Origin, strict bool) (*mirror, error) {
+	spec = normalize(spec, origin)
+	if err := m.checkSpec(spec); err != nil {
+		return nil, err
+	}
+	if _, dup := m.mirrors[spec.Name]; dup {
+		return nil, api.WithCode(api.CodeExists, fmt.Errorf("mirror %q: already exists", spec.Name))
+	}
+	log := m.log.WithFields(logrus.Fields{"mirror": spec.Name, "bridge": spec.Bridge})
+	facts, err := m.cfg.OVSDB.Bridge(ctx, spec.Bridge)
+	bridgeMissing := errors.Is(err, ErrNoBridge)
+	switch {
+	case bridgeMissing && strict:
+		return nil, invalidf("mirror %q: bridge %q: no such bridge", spec.Name, spec.Bridge)
+	case bridgeMissing:
+	case err != nil:
+		return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+	}
+	if err := m.checkAgainstLocked(spec, facts, strict); err != nil {
+		return nil, err
+	}
+
+	b := m.bridge(spec.Bridge)
+	wasTakenOver := b.takenOver
+	mi := &mirror{spec: spec, origin: origin, id: m.allocIDLocked(spec.Bridge),
+		status: api.Status{State: api.StatePending, Detail: "not reconciled yet"}}
+	if bridgeMissing {
+		mi.status.Detail = fmt.Sprintf("bridge %s missing", spec.Bridge)
+		m.mirrors[spec.Name] = mi
+		if err := m.saveLocked(); err != nil {
+			delete(m.mirrors, spec.Name)
+			m.forgetBridgeLocked(b)
+			return nil, err
+		}
+		return mi, nil
+	}
+
+	// Everything below is undone on error.
+	var undo []func()
+	rollback := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		m.forgetBridgeLocked(b)
+	}
+	bg := context.WithoutCancel(ctx)
+	if createsPort(spec) {
+		if p, ok := facts.Ports[spec.Output.Port]; ok && p.Flowspan {
+			log.WithField("port", p.Name).Info("adopting output port left by flowspan")
+		} else {
+			if _, err := m.cfg.OVSDB.CreatePort(ctx, spec.Bridge, OutputPort{Name: spec.Output.Port, Tunnel: tunnelSpec(spec.Output.Tunnel)}); err != nil {
+				return nil, fmt.Errorf("mirror %q: creating output port %q: %w", spec.Name, spec.Output.Port, err)
+			}
+		}
+		mi.createdPort = spec.Output.Port
+		undo = append(undo, func() {
+			if err := m.cfg.OVSDB.RemovePort(bg, spec.Bridge, spec.Output.Port); err != nil {
+				log.WithError(err).Warn("rollback: removing output port failed")
+			}
+		})
+		if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+			rollback()
+			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+		}
+	}
+	b.facts, b.dpid = facts, facts.DatapathID
+	mirrors := append(m.mirrorsOf(spec.Bridge), mi)
+	sort.Slice(mirrors, func(i, j int) bool { return mirrors[i].spec.Name < mirrors[j].spec.Name })
+	prog, err := m.compileLocked(b, b.gen, mirrors)
+	if err != nil {
+		rollback()
+		return nil, api.WithCode(api.CodeInvalid, fmt.Errorf("mirror %q: %w", spec.Name, err))
+	}
+	if miss := prog.Missing[spec.Name]; strict && len(miss) > 0 {
+		rollback()
+		return nil, invalidf("mirror %q: ports %v have no OpenFlow port number on bridge %s", spec.Name, miss, spec.Bridge)
+	}
+
+	if err := m.takeOverLocked(ctx, b); err != nil {
+		rollback()
+		return nil, err
+	}
+	if !wasTakenOver {
+		undo = append(undo, func() {
+			if err := m.releaseLocked(bg, b); err != nil {
+				log.WithError(err).Warn("rollback: releasing bridge failed")
+			}
+		})
+	}
+	sw, ok := m.cfg.Controller.Switch(b.dpid)
+	if !ok && !wasTakenOver {
+		sw, ok = m.waitSwitch(ctx, b.dpid)
+	}
+	oldInstalled, oldSynced, oldGen, oldSw := b.installed, b.synced, b.gen, b.sw
+	if ok {
+		if sw != b.sw {
+			b.synced = false
+		}
+		prog, err = m.applyLocked(ctx, b, sw, mirrors)
+		if err != nil {
+			b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
+			rollback()
+			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+		}
+		undo = append(undo, func() {
+			ch := diff(b.installed, oldInstalled)
+			if err := sw.Apply(bg, ch); err != nil {
+				log.WithError(err).Warn("rollback: restoring flows failed")
+				b.synced = false
+				return
+			}
+			b.installed = oldInstalled
+		})
+	}
+	m.mirrors[spec.Name] = mi
+	if err := m.saveLocked(); err != nil {
+		delete(m.mirrors, spec.Name)
+		rollback()
+		return nil, err
+	}
+	if ok {
+		for _, x := range mirrors {
+			x.status = statusFor(prog, x.spec.Name)
+		}
+	} else {
+		mi.status = api.Status{State: api.StatePending, Detail: fmt.Sprintf("switch %s not connected", b.name)}
+	}
+	log.WithFields(logrus.Fields{"selection": spec.SelectionString(), "output": spec.Output.String(), "status": mi.status.String()}).Info("mirror added")
+	return mi, nil
+}
+
+func tunnelSpec(t *api.Tunnel) *TunnelSpec {
+	if t == nil {
+		return nil
+	}
+	return &TunnelSpec{Type: t.Type, Remote: t.Remote, Key: t.Key, ERSPANVer: t.ERSPANVer,
+		ERSPANIdx: t.ERSPANIdx, ERSPANDir: t.ERSPANDir, ERSPANHwID: t.ERSPANHwID}
+}
+
+// waitSwitch polls the controller for the switch until it connects,
+// Config.ConnectTimeout passes or ctx ends.
+func (m *Manager) waitSwitch(ctx context.Context, dpid uint64) (Switch, bool) {
+	deadline := time.NewTimer(m.cfg.ConnectTimeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if sw, ok := m.cfg.Controller.Switch(dpid); ok {
+			return sw, true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-deadline.C:
+			return nil, false
+		case <-poll.C:
+		}
+	}
+}
+
+// DeleteMirror removes a mirror, its flows and the output port it created.
+// The bridge is released when its last mirror goes. If the switch rejects
+// the change nothing changes; if it is not connected the flows are removed
+// when it connects.
+func (m *Manager) DeleteMirror(ctx context.Context, name string) error {
+	if err := m.waitReady(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.deleteLocked(ctx, name)
+}
+
+func (m *Manager) deleteLocked(ctx context.Context, name string) error {
+	mi, ok := m.mirrors[name]
+	if !ok {
+		return api.WithCode(api.CodeNotFound, fmt.Errorf("mirror %q: not found", name))
+	}
+	b := m.bridge(mi.spec.Bridge)
+	delete(m.mirrors, name)
+	if err := m.syncLocked(ctx, b, m.mirrorsOf(b.name)); err != nil && !errors.Is(err, errNotConnected) {
+		m.mirrors[name] = mi
+		m.reconcileLocked(context.WithoutCancel(ctx), b)
+		return fmt.Errorf("mirror %q: %w", name, err)
+	}
+	if err := m.saveLocked(); err != nil {
+		m.mirrors[name] = mi
+		m.reconcileLocked(context.WithoutCancel(ctx), b)
+		return err
+	}
+	m.removeCreatedPortLocked(ctx, mi)
+	m.log.WithFields(logrus.Fields{"mirror": name, "bridge": b.name}).Info("mirror deleted")
+	return nil
+}
+
+func (m *Manager) removeCreatedPortLocked(ctx context.Context, mi *mirror) {
+	if mi.createdPort == "" {
+		return
+	}
+	if err := m.cfg.OVSDB.RemovePort(ctx, mi.spec.Bridge, mi.createdPort); err != nil {
+		m.log.WithError(err).WithFields(logrus.Fields{"mirror": mi.spec.Name, "port": mi.createdPort}).Warn("removing output port failed")
+	}
+}
+
+// Mirrors lists every mirror, sorted by name.
+func (m *Manager) Mirrors(ctx context.Context) ([]api.Mirror, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]api.Mirror, 0, len(m.mirrors))
+	for _, mi := range m.mirrors {
+		out = append(out, view(mi))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
+	return out, nil
+}
+
+// Mirror returns one mirror.
+func (m *Manager) Mirror(ctx context.Context, name string) (api.Mirror, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mi, ok := m.mirrors[name]
+	if !ok {
+		return api.Mirror{}, api.WithCode(api.CodeNotFound, fmt.Errorf("mirror %q: not found", name))
+	}
+	return view(mi), nil
+}
+
+// Flows returns the flows installed for a mirror in ovs-ofctl syntax, in
+// table and priority order. A mirror not installed (pending) has none.
+func (m *Manager) Flows(ctx context.Context, name string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mi, ok := m.mirrors[name]
+	if !ok {
+		return nil, api.WithCode(api.CodeNotFound, fmt.Errorf("mirror %q: not found", name))
+	}
+	b := m.bridges[mi.spec.Bridge]
+	var out []string
+	if b == nil || !b.synced {
+		return out, nil
+	}
+	for _, f := range b.installed {
+		if f.Mirror == name {
+			out = append(out, f.Text)
+		}
+	}
+	return out, nil
+}
+
+// Stats returns packet and byte counters of one mirror (name) or all ("").
+// Counters of mirrors whose switch is not connected are zero.
+func (m *Manager) Stats(ctx context.Context, name string) ([]api.MirrorStats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var names []string
+	if name != "" {
+		if _, ok := m.mirrors[name]; !ok {
+			return nil, api.WithCode(api.CodeNotFound, fmt.Errorf("mirror %q: not found", name))
+		}
+		names = []string{name}
+	} else {
+		for n := range m.mirrors {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	perBridge := map[string][]FlowStat{}
+	cl := m.cfg.Compiler.Cookies()
+	for _, n := range names {
+		br := m.mirrors[n].spec.Bridge
+		if _, done := perBridge[br]; done {
+			continue
+		}
+		perBridge[br] = nil
+		b := m.bridges[br]
+		if b == nil || !b.synced || b.sw == nil {
+			continue
+		}
+		c, mask := cl.GenerationMatch(b.gen)
+		st, err := b.sw.FlowStats(ctx, c, mask)
+		if err != nil {
+			return nil, fmt.Errorf("bridge %s: flow stats: %w", br, err)
+		}
+		perBridge[br] = st
+	}
+	out := make([]api.MirrorStats, 0, len(names))
+	for _, n := range names {
+		mi := m.mirrors[n]
+		out = append(out, mirrorStats(mi, m.bridges[mi.spec.Bridge], perBridge[mi.spec.Bridge]))
+	}
+	return out, nil
+}
+
+type selKey struct {
+	port string
+	dir  api.Direction
+}
+
+func mirrorStats(mi *mirror, b *bridgeState, stats []FlowStat) api.MirrorStats {
+	ms := api.MirrorStats{Name: mi.spec.Name, Bridge: mi.spec.Bridge, Selections: []api.SelectionStats{}}
+	if b == nil {
+		return ms
+	}
+	type fk struct {
+		table  uint8
+		prio   uint16
+		cookie uint64
+	}
+	counting := map[fk]FlowEntry{}
+	var order []selKey
+	seen := map[selKey]bool{}
+	for _, f := range b.installed {
+		if f.Mirror != mi.spec.Name || !f.Counts {
+			continue
+		}
+		counting[fk{f.Table, f.Priority, f.Cookie}] = f
+		k := selKey{f.Port, f.Direction}
+		if !seen[k] {
+			seen[k] = true
+			order = append(order, k)
+		}
+	}
+	sums := map[selKey]*api.SelectionStats{}
+	for _, k := range order {
+		s := &api.SelectionStats{Port: k.port, Direction: k.dir}
+		sums[k] = s
+	}
+	for _, st := range stats {
+		f, ok := counting[fk{st.Table, st.Priority, st.Cookie}]
+		if !ok {
+			continue
+		}
+		s := sums[selKey{f.Port, f.Direction}]
+		s.Packets += st.Packets
+		s.Bytes += st.Bytes
+	}
+	for _, k := range order {
+		s := sums[k]
+		ms.Packets += s.Packets
+		ms.Bytes += s.Bytes
+		ms.Selections = append(ms.Selections, *s)
+	}
+	return ms
+}
+
+// Release deletes every mirror of bridge (and the ports flowspan created
+// for them), removes flowspan's flows and restores the bridge's previous
+// controllers and fail mode.
+func (m *Manager) Release(ctx context.Context, bridge string) (api.ReleaseResult, error) {
+	if err := m.waitReady(ctx); err != nil {
+		return api.ReleaseResult{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	res := api.ReleaseResult{Bridge: bridge, Deleted: []string{}}
+	if _, err := m.cfg.OVSDB.Bridge(ctx, bridge); errors.Is(err, ErrNoBridge) {
+		return res, invalidf("bridge %q: no such bridge", bridge)
+	} else if err != nil {
+		return res, err
+	}
+	gone := m.mirrorsOf(bridge)
+	for _, mi := range gone {
+		delete(m.mirrors, mi.spec.Name)
+	}
+	if err := m.saveLocked(); err != nil {
+		for _, mi := range gone {
+			m.mirrors[mi.spec.Name] = mi
+		}
+		return res, err
+	}
+	b := m.bridge(bridge)
+	if sw, ok := m.cfg.Controller.Switch(b.dpid); ok && b.takenOver {
+		cl := m.cfg.Compiler.Cookies()
+		if err := sw.Apply(ctx, Changes{DeleteCookies: []CookieMatch{{Cookie: cl.App, Mask: cl.AppMask}}}); err != nil {
+			m.log.WithError(err).WithField("bridge", bridge).Warn("release: removing flows failed")
+		}
+	}
+	b.installed, b.synced, b.sw = nil, false, nil
+	for _, mi := range gone {
+		m.removeCreatedPortLocked(ctx, mi)
+		res.Deleted = append(res.Deleted, mi.spec.Name)
+	}
+	// Release even if we never took it over in this run: a previous run may have.
+	if b.dialCancel != nil {
+		b.dialCancel()
+		b.dialCancel = nil
+	}
+	if err := m.cfg.OVSDB.Release(ctx, bridge); err != nil {
+		return res, fmt.Errorf("bridge %s: release: %w", bridge, err)
+	}
+	b.takenOver = false
+	m.forgetBridgeLocked(b)
+	m.log.WithFields(logrus.Fields{"bridge": bridge, "deleted": res.Deleted}).Info("bridge released")
+	return res, nil
+}
