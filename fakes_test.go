@@ -103,9 +103,9 @@ type fakeSwitch struct {
 	mu      sync.Mutex
 	flows   map[string]FlowEntry
 	applies []Changes
-	failErr error              // next Apply fails with this
-	packets map[uint64]uint64  // per cookie
-	empty   int                // times a bundle left the table without flowspan flows
+	failErr error             // next Apply fails with this
+	packets map[uint64]uint64 // per cookie
+	empty   int               // times a bundle left the table without flowspan flows
 }
 
 func newFakeSwitch() *fakeSwitch {

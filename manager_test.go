@@ -183,7 +183,9 @@ func TestAddInvalidChangesNothing(t *testing.T) {
 		{"bad filter", mod(func(s *api.MirrorSpec) { s.Match = []string{"tcp,tp_dts=443"} }), api.ErrInvalid, `filter "tcp,tp_dts=443": unknown field "tp_dts"`},
 		{"duplicate name", mod(func(s *api.MirrorSpec) { s.Name = "m1" }), api.ErrExists, `mirror "m1": already exists`},
 		{"tunnel without remote", mod(func(s *api.MirrorSpec) { s.Output = api.Output{Tunnel: &api.Tunnel{Type: "gre"}} }), api.ErrInvalid, `mirror "m2": tunnel gre has no remote IP`},
-		{"unknown tunnel type", mod(func(s *api.MirrorSpec) { s.Output = api.Output{Tunnel: &api.Tunnel{Type: "ipsec", Remote: "192.0.2.1"}} }), api.ErrInvalid, `tunnel type "ipsec" unknown`},
+		{"unknown tunnel type", mod(func(s *api.MirrorSpec) {
+			s.Output = api.Output{Tunnel: &api.Tunnel{Type: "ipsec", Remote: "192.0.2.1"}}
+		}), api.ErrInvalid, `tunnel type "ipsec" unknown`},
 		{"no output", mod(func(s *api.MirrorSpec) { s.Output = api.Output{} }), api.ErrInvalid, `mirror "m2": no output`},
 		{"two outputs", mod(func(s *api.MirrorSpec) { s.Output = api.Output{Port: "mon", VLAN: 10} }), api.ErrInvalid, `more than one output`},
 		{"output port missing", mod(func(s *api.MirrorSpec) { s.Output = api.Output{Port: "nope"} }), api.ErrInvalid, `output port "nope": not on bridge br0 (add create to make it)`},
