@@ -11,8 +11,10 @@ type Config struct {
 	// Section 1: flow counts and runs per count.
 	ProgramSizes []int
 	ProgramReps  []int // same length as ProgramSizes
-	// Section 2: runs of each way to create a mirror.
-	FirstPacketReps int
+	// Section 2: runs of each way to create a mirror, and how long a run
+	// waits for the first copy.
+	FirstPacketReps  int
+	FirstPacketLimit time.Duration
 	// Section 3: runs of each variant; seconds of iperf3 and of the
 	// small-packet stream per run.
 	DatapathReps int
@@ -39,15 +41,16 @@ type ScaleSize struct {
 
 func fullConfig() Config {
 	return Config{
-		ProgramSizes:    []int{1000, 10000, 50000},
-		ProgramReps:     []int{7, 5, 3},
-		FirstPacketReps: 5,
-		DatapathReps:    3,
-		IperfTime:       3 * time.Second,
-		SmallPktTime:    2 * time.Second,
-		ScaleSizes:      []ScaleSize{{64, 2500}, {128, 5000}, {256, 10000}},
-		ScaleReps:       3,
-		Budget:          4 * time.Minute,
+		ProgramSizes:     []int{1000, 10000, 50000},
+		ProgramReps:      []int{7, 5, 3},
+		FirstPacketReps:  5,
+		FirstPacketLimit: 5 * time.Second,
+		DatapathReps:     3,
+		IperfTime:        3 * time.Second,
+		SmallPktTime:     2 * time.Second,
+		ScaleSizes:       []ScaleSize{{64, 2500}, {128, 5000}, {256, 10000}},
+		ScaleReps:        3,
+		Budget:           4 * time.Minute,
 	}
 }
 
@@ -55,15 +58,16 @@ func fullConfig() Config {
 // harness works, not how fast anything is.
 func smokeConfig() Config {
 	return Config{
-		ProgramSizes:    []int{200},
-		ProgramReps:     []int{1},
-		FirstPacketReps: 1,
-		DatapathReps:    1,
-		IperfTime:       1 * time.Second,
-		SmallPktTime:    500 * time.Millisecond,
-		ScaleSizes:      []ScaleSize{{4, 40}},
-		ScaleReps:       1,
-		Budget:          40 * time.Second,
+		ProgramSizes:     []int{200},
+		ProgramReps:      []int{1},
+		FirstPacketReps:  1,
+		FirstPacketLimit: 3 * time.Second,
+		DatapathReps:     1,
+		IperfTime:        1 * time.Second,
+		SmallPktTime:     500 * time.Millisecond,
+		ScaleSizes:       []ScaleSize{{4, 40}},
+		ScaleReps:        1,
+		Budget:           40 * time.Second,
 	}
 }
 

@@ -26,6 +26,9 @@ const (
 
 // format renders one value of the kind, e.g. "95.3 ms", "0.81 Gbit/s".
 func (k Kind) format(v float64) string {
+	if math.IsInf(v, 1) {
+		return "∞"
+	}
 	switch k {
 	case Duration:
 		switch {
@@ -67,6 +70,9 @@ type Row struct {
 	NA string
 	// Extra is shown after the median (e.g. vswitchd CPU time).
 	Extra string
+	// Limit is the most a run waited (Duration rows); a run that saw no
+	// result within it adds +Inf, shown as "> Limit".
+	Limit float64
 }
 
 // Ratio compares the medians of two subjects of one case: Num / Den.
@@ -129,6 +135,9 @@ func (r *Report) Evaluate() []RatioResult {
 		nv, nok := num.median()
 		dv, dok := den.median()
 		v, ok := ratio(nv, dv, nok, dok)
+		if math.IsInf(nv, 0) || math.IsInf(dv, 0) {
+			ok = false
+		}
 		res := RatioResult{Ratio: q, Value: v, OK: ok}
 		if !ok {
 			var miss []string
@@ -144,6 +153,10 @@ func (r *Report) Evaluate() []RatioResult {
 					miss = append(miss, x.name+" not available")
 				case !x.ok:
 					miss = append(miss, x.name+" has no samples")
+				default:
+					if m, _ := x.row.median(); math.IsInf(m, 0) {
+						miss = append(miss, x.name+" had no result within "+x.row.Kind.format(x.row.Limit)+" in most runs")
+					}
 				}
 			}
 			if len(miss) == 0 {
@@ -187,6 +200,12 @@ func (r *Report) cells() [][]string {
 		if m, ok := row.median(); ok {
 			lo, hi := spread(row.Samples)
 			med := row.Kind.format(m)
+			if math.IsInf(m, 1) {
+				med = "> " + row.Kind.format(row.Limit)
+			}
+			if inf := countInf(row.Samples); inf > 0 {
+				med += fmt.Sprintf(" (%d of %d runs: nothing within %s)", inf, len(row.Samples), row.Kind.format(row.Limit))
+			}
 			if row.Extra != "" {
 				med += " " + row.Extra
 			}
@@ -268,6 +287,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func countInf(xs []float64) int {
+	n := 0
+	for _, x := range xs {
+		if math.IsInf(x, 1) {
+			n++
+		}
+	}
+	return n
 }
 
 func thousands(n int64) string {

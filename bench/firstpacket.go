@@ -1,0 +1,280 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flowspan/flowspan/test/lab"
+)
+
+const (
+	secFirstPacket  = "2 first mirrored packet"
+	caseFirstPacket = "create mirror of h1 → first copy on mirror0"
+	subjFPNative    = "native Mirror (ovs-vsctl)"
+	subjFPFlowspan  = "flowspan mirror add"
+	fpDstPort       = 7100
+)
+
+// benchFirstPacket measures section 2: while h1 sends a steady UDP stream
+// (one datagram every ~100 µs) to h2, the time from starting the command
+// that creates a mirror of h1 to the first copy of the stream arriving on
+// the output port, for a native Mirror created with ovs-vsctl and for
+// `flowspan mirror add`. Both commands are run as processes, as a user
+// would run them.
+func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
+	l := lab.New(t)
+	h1, h2 := twoHosts(t, l)
+	stop := startTicker(t, h1, h2)
+	defer stop()
+	var fsNA string
+	d, err := startDaemon(t, l, cfg.Flowspan)
+	if err != nil {
+		fsNA = err.Error()
+	}
+	type way struct {
+		name     string
+		na       string
+		create   func() error
+		teardown func() error
+	}
+	ways := []*way{
+		{name: subjFPNative, create: func() error {
+			_, err := l.Vsctl("--", "--id=@p", "get", "Port", h1.Port(), "--", "--id=@o", "get", "Port", "mirror0",
+				"--", "--id=@m", "create", "Mirror", "name=fp", "select_src_port=@p", "select_dst_port=@p", "output_port=@o",
+				"--", "add", "Bridge", "br0", "mirrors", "@m")
+			return err
+		}, teardown: func() error {
+			_, err := l.Vsctl("--", "--id=@m", "get", "Mirror", "fp", "--", "remove", "Bridge", "br0", "mirrors", "@m")
+			return err
+		}},
+		{name: subjFPFlowspan, na: fsNA, create: func() error {
+			_, err := d.cli("mirror", "add", "fp", "--bridge", "br0", "--port", h1.Port(), "--to", "mirror0")
+			return err
+		}, teardown: func() error {
+			_, err := d.cli("mirror", "del", "fp")
+			return err
+		}},
+	}
+	rows := map[string]*Row{}
+	ret := map[string][]float64{}
+	for _, w := range ways {
+		rows[w.name] = rep.Add(secFirstPacket, caseFirstPacket, w.name, Duration)
+		rows[w.name].NA = w.na
+		rows[w.name].Limit = cfg.FirstPacketLimit.Seconds()
+	}
+	stuck := map[string]int{}
+	rep.Ratios = append(rep.Ratios, Ratio{secFirstPacket, caseFirstPacket, subjFPFlowspan, subjFPFlowspan, subjFPNative,
+		"flowspan ÷ native", Target{"<=", 1.0}})
+	sock, err := openCopySocket(l.Netns(), "mirror0")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	defer unix.Close(sock)
+	deadline := time.Now().Add(cfg.Budget)
+	for r := 0; r < cfg.FirstPacketReps; r++ {
+		if r > 0 && time.Now().After(deadline) {
+			rep.Note("%s: stopped after %d runs (time budget)", secFirstPacket, r)
+			break
+		}
+		for k := range ways {
+			w := ways[(k+r)%len(ways)]
+			if w.na != "" {
+				continue
+			}
+			// Nothing of the stream may reach mirror0 before the mirror exists.
+			if n := drainCopies(sock, 200*time.Millisecond); n > 0 {
+				t.Fatalf("%s: %d stream packets on mirror0 with no mirror", w.name, n)
+			}
+			start := time.Now()
+			errc := make(chan error, 1)
+			var returned atomic.Int64
+			go func() {
+				err := w.create()
+				returned.Store(int64(time.Since(start)))
+				errc <- err
+			}()
+			first, err := waitCopy(sock, cfg.FirstPacketLimit)
+			cerr := <-errc
+			if cerr != nil {
+				w.na = "failed: " + cerr.Error()
+				rows[w.name].NA = w.na
+				continue
+			}
+			ret[w.name] = append(ret[w.name], time.Duration(returned.Load()).Seconds())
+			if err != nil {
+				// No copy within the limit. Show that the mirror itself
+				// works once OVS drops its cached datapath flows: then
+				// the result is a fact about OVS, not a broken setup.
+				if _, err := l.Appctl("revalidator/purge"); err != nil {
+					t.Fatalf("%v", err)
+				}
+				if _, err := waitCopy(sock, 2*time.Second); err != nil {
+					t.Fatalf("%s: no copy on mirror0, not even after revalidator/purge: %v", w.name, err)
+				}
+				stuck[w.name]++
+				rows[w.name].Samples = append(rows[w.name].Samples, math.Inf(1))
+				t.Logf("%s: no copy within %v; after revalidator/purge copies arrive", w.name, cfg.FirstPacketLimit)
+			} else {
+				rows[w.name].Samples = append(rows[w.name].Samples, first.Sub(start).Seconds())
+				t.Logf("%s: first copy after %v (command returned after %v)", w.name, first.Sub(start), time.Duration(returned.Load()))
+			}
+			if err := w.teardown(); err != nil {
+				t.Fatalf("%s: removing the mirror: %v", w.name, err)
+			}
+			// OVS keeps a removed native Mirror in datapath flows it
+			// cached too: purge them so the next run starts clean.
+			if _, err := l.Appctl("revalidator/purge"); err != nil {
+				t.Fatalf("%v", err)
+			}
+			drainCopies(sock, 300*time.Millisecond)
+		}
+	}
+	for name, s := range ret {
+		if m, ok := median(s); ok {
+			rows[name].Extra = "(command returned after " + Duration.format(m) + ")"
+		}
+	}
+	for name, n := range stuck {
+		rep.Note("%s, %s: in %d run(s) no copy of the already-flowing stream reached the output port within %s; "+
+			"after `ovs-appctl revalidator/purge` copies arrived at once, so the mirror was configured but OVS kept "+
+			"using the datapath flow it had cached before the mirror existed", secFirstPacket, name, n, Duration.format(cfg.FirstPacketLimit.Seconds()))
+	}
+}
+
+// startTicker makes h1 send a UDP datagram to h2:fpDstPort about every
+// 100 µs until the returned function is called.
+func startTicker(t lab.T, h1, h2 *lab.Host) (stop func()) {
+	t.Helper()
+	var rc, sc *net.UDPConn
+	dst := netip.AddrPortFrom(h2.IPv4(), fpDstPort)
+	if err := h2.Do(func() error {
+		var err error
+		rc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(dst))
+		return err
+	}); err != nil {
+		t.Fatalf("udp sink: %v", err)
+	}
+	if err := h1.Do(func() error {
+		var err error
+		sc, err = net.ListenUDP("udp", &net.UDPAddr{IP: h1.IPv4().AsSlice()})
+		return err
+	}); err != nil {
+		rc.Close()
+		t.Fatalf("udp source: %v", err)
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{}, 2)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := rc.ReadFromUDP(buf); err != nil {
+				done <- struct{}{}
+				return
+			}
+		}
+	}()
+	go func() {
+		to := net.UDPAddrFromAddrPort(dst)
+		payload := make([]byte, 32)
+		for {
+			select {
+			case <-quit:
+				done <- struct{}{}
+				return
+			default:
+			}
+			_, _ = sc.WriteToUDP(payload, to)
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	return func() {
+		close(quit)
+		sc.Close()
+		rc.Close()
+		<-done
+		<-done
+	}
+}
+
+// openCopySocket opens an AF_PACKET socket on iface in netns that sees what
+// the bridge sends to the port (the tap's incoming packets).
+func openCopySocket(netns, iface string) (int, error) {
+	fd := -1
+	err := inNetns(netns, func() error {
+		ifi, err := net.InterfaceByName(iface)
+		if err != nil {
+			return err
+		}
+		proto := int(htons(unix.ETH_P_ALL))
+		s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, proto)
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(s, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			unix.Close(s)
+			return err
+		}
+		fd = s
+		return nil
+	})
+	if err != nil {
+		return -1, fmt.Errorf("packet socket on %s: %w", iface, err)
+	}
+	return fd, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// isStreamCopy says whether frame is a copy of the ticker's stream.
+func isStreamCopy(frame []byte) bool {
+	p := lab.Decode(frame, len(frame))
+	return p.Proto == 17 && p.DstPort == fpDstPort
+}
+
+// waitCopy returns the time the first stream copy arrived.
+func waitCopy(fd int, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 2048)
+	tv := unix.NsecToTimeval((20 * time.Millisecond).Nanoseconds())
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	for time.Now().Before(deadline) {
+		n, from, err := unix.Recvfrom(fd, buf, 0)
+		now := time.Now()
+		if err != nil {
+			continue // timeout: poll the deadline
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		if isStreamCopy(buf[:n]) {
+			return now, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("no copy on the output port within %v", timeout)
+}
+
+// drainCopies reads until no stream copy arrived for quiet (at most 3 s)
+// and returns how many it read.
+func drainCopies(fd int, quiet time.Duration) int {
+	buf := make([]byte, 2048)
+	tv := unix.NsecToTimeval((10 * time.Millisecond).Nanoseconds())
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	n, start, last := 0, time.Now(), time.Now()
+	for time.Since(last) < quiet && time.Since(start) < 3*time.Second {
+		m, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		if isStreamCopy(buf[:m]) {
+			n++
+			last = time.Now()
+		}
+	}
+	return n
+}
