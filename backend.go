@@ -36,6 +36,9 @@ type Port struct {
 	VLANMode string
 	// Flowspan is true for ports flowspan created.
 	Flowspan bool
+	// Isolated is true when flowspan set the port's VLAN config to keep
+	// NORMAL from forwarding to it (an output port).
+	Isolated bool
 }
 
 // BridgeReader reads bridge facts from OVSDB and reports changes.
@@ -95,12 +98,6 @@ type OVSDB interface {
 	Handover
 }
 
-// SwitchEvent reports a switch connection change.
-type SwitchEvent struct {
-	DatapathID uint64
-	Connected  bool
-}
-
 // FlowStat is the counters of one installed flow.
 type FlowStat struct {
 	Table    uint8
@@ -120,11 +117,15 @@ type Switch interface {
 
 // Controller is the OpenFlow side: it connects to switches.
 type Controller interface {
-	// Dial connects to target in the background, reconnecting until ctx ends.
-	Dial(ctx context.Context, target string)
-	// Events reports connects and disconnects.
-	Events() <-chan SwitchEvent
-	// Switch returns the connected switch with dpid, or false.
+	// Dial connects to target in the background, reconnecting until ctx
+	// ends. It fails only for an invalid target.
+	Dial(ctx context.Context, target string) error
+	// Changed receives a value (coalesced, never blocking the controller)
+	// after a switch connected or disconnected.
+	Changed() <-chan struct{}
+	// Switch returns the current connection to the switch with dpid, or
+	// false. Values compare equal (==) only for the same connection: a
+	// reconnect yields a different value, which triggers a full sync.
 	Switch(dpid uint64) (Switch, bool)
 }
 
@@ -155,6 +156,12 @@ type Program struct {
 	// Missing lists, per mirror name, the ports it names that the bridge
 	// lacks (or that have no ofport yet).
 	Missing map[string][]string
+	// Inactive says, per mirror name, why a mirror has no flows at all
+	// (output port missing, conflict with another mirror).
+	Inactive map[string]error
+	// Count turns flow statistics of this program's generation into
+	// per-mirror counters, by mirror name.
+	Count func(stats []FlowStat) map[string]api.MirrorStats
 }
 
 // FlowEntry is one flow as the Manager tracks it.
@@ -169,11 +176,6 @@ type FlowEntry struct {
 	Text string
 	// Mirror names the mirror the flow belongs to ("" for shared flows).
 	Mirror string
-	// Counts is set on flows whose packet counters count one selection's
-	// copies; Port and Direction name the selection.
-	Counts    bool
-	Port      string
-	Direction api.Direction
 	// Impl is the compiler's own flow value, for the switch adapter.
 	Impl any
 }
@@ -196,6 +198,9 @@ type CookieLayout struct {
 func (c CookieLayout) Generation(cookie uint64) uint8 {
 	return uint8((cookie >> c.GenShift) & c.GenMask)
 }
+
+// Generation 0 is never compiled: flows with it (learned MAC flows) survive
+// generation swaps.
 
 // GenerationMatch returns the cookie and mask matching every flowspan flow
 // of generation gen.

@@ -89,13 +89,48 @@ func (fakeCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Progr
 			ck := c(m.ID, i+1)
 			prog.Flows = append(prog.Flows, FlowEntry{Table: 1, Priority: 100, Cookie: ck, Match: match,
 				Text:   fmt.Sprintf("cookie=%#x, table=1, priority=100,%s actions=%s", ck, match, out),
-				Mirror: m.Spec.Name, Counts: true, Port: s.port, Direction: s.dir})
+				Mirror: m.Spec.Name, Impl: fakeSel{m.Spec.Name, s.port, s.dir}})
 		}
 	}
 	for k := range prog.Missing {
 		sort.Strings(prog.Missing[k])
 	}
+	flows := prog.Flows
+	prog.Count = func(stats []FlowStat) map[string]api.MirrorStats {
+		out := map[string]api.MirrorStats{}
+		for _, st := range stats {
+			for _, f := range flows {
+				sel, ok := f.Impl.(fakeSel)
+				if !ok || f.Cookie != st.Cookie || f.Table != st.Table {
+					continue
+				}
+				ms := out[sel.mirror]
+				ms.Packets += st.Packets
+				ms.Bytes += st.Bytes
+				i := slices.IndexFunc(ms.Selections, func(s api.SelectionStats) bool { return s.Port == sel.port && s.Direction == sel.dir })
+				if i < 0 {
+					ms.Selections = append(ms.Selections, api.SelectionStats{Port: sel.port, Direction: sel.dir})
+					i = len(ms.Selections) - 1
+				}
+				ms.Selections[i].Packets += st.Packets
+				ms.Selections[i].Bytes += st.Bytes
+				out[sel.mirror] = ms
+			}
+		}
+		for k, ms := range out {
+			slices.SortFunc(ms.Selections, func(a, b api.SelectionStats) int {
+				return strings.Compare(a.Port+string(a.Direction), b.Port+string(b.Direction))
+			})
+			out[k] = ms
+		}
+		return out
+	}
 	return prog, nil
+}
+
+type fakeSel struct {
+	mirror, port string
+	dir          api.Direction
 }
 
 // fakeSwitch is a flow table.
@@ -174,59 +209,79 @@ func (s *fakeSwitch) setFail(err error) {
 	s.failErr = err
 }
 
+// fakeConn is one connection to a fake switch; a reconnect is a new epoch.
+type fakeConn struct {
+	*fakeSwitch
+	epoch int
+}
+
 // fakeController connects a fakeSwitch per dpid when a target is dialed.
 type fakeController struct {
 	mu        sync.Mutex
 	switches  map[uint64]*fakeSwitch // all switches, by dpid
-	connected map[uint64]bool
+	connected map[uint64]int         // dpid → connection epoch (0 = down)
+	epoch     int
 	targets   map[string]uint64 // dial target → dpid
 	dialed    []string
-	autoConn  bool
-	events    chan SwitchEvent
+	changed   chan struct{}
 }
 
 func newFakeController() *fakeController {
-	return &fakeController{switches: map[uint64]*fakeSwitch{}, connected: map[uint64]bool{},
-		targets: map[string]uint64{}, autoConn: true, events: make(chan SwitchEvent, 100)}
+	return &fakeController{switches: map[uint64]*fakeSwitch{}, connected: map[uint64]int{},
+		targets: map[string]uint64{}, changed: make(chan struct{}, 1)}
 }
 
-func (c *fakeController) Dial(ctx context.Context, target string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dialed = append(c.dialed, target)
-	if dpid, ok := c.targets[target]; ok && c.autoConn && !c.connected[dpid] {
-		c.connected[dpid] = true
-		c.events <- SwitchEvent{DatapathID: dpid, Connected: true}
+func (c *fakeController) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
 	}
 }
 
-func (c *fakeController) Events() <-chan SwitchEvent { return c.events }
+func (c *fakeController) Dial(ctx context.Context, target string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dialed = append(c.dialed, target)
+	if dpid, ok := c.targets[target]; ok && c.connected[dpid] == 0 {
+		c.epoch++
+		c.connected[dpid] = c.epoch
+		c.signal()
+	}
+	return nil
+}
+
+func (c *fakeController) Changed() <-chan struct{} { return c.changed }
 
 func (c *fakeController) Switch(dpid uint64) (Switch, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.connected[dpid] {
+	if c.connected[dpid] == 0 {
 		return nil, false
 	}
-	return c.switches[dpid], true
+	return fakeConn{c.switches[dpid], c.connected[dpid]}, true
 }
 
-// reconnect simulates a vswitchd restart: flows lost, a new connection.
+// restart simulates a vswitchd restart: flows lost, a new connection.
 func (c *fakeController) restart(dpid uint64) *fakeSwitch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.events <- SwitchEvent{DatapathID: dpid, Connected: false}
 	sw := newFakeSwitch()
 	c.switches[dpid] = sw
-	c.events <- SwitchEvent{DatapathID: dpid, Connected: true}
+	c.epoch++
+	c.connected[dpid] = c.epoch
+	c.signal()
 	return sw
 }
 
 func (c *fakeController) setConnected(dpid uint64, up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.connected[dpid] = up
-	c.events <- SwitchEvent{DatapathID: dpid, Connected: up}
+	c.connected[dpid] = 0
+	if up {
+		c.epoch++
+		c.connected[dpid] = c.epoch
+	}
+	c.signal()
 }
 
 func (c *fakeController) sw(dpid uint64) *fakeSwitch {

@@ -79,10 +79,11 @@ type bridgeState struct {
 	dialCancel context.CancelFunc
 	gen        uint8
 	// synced: a full sync happened on connection sw and installed is what
-	// the switch holds.
+	// the switch holds; prog is the program installed.
 	synced    bool
 	sw        Switch
 	installed []FlowEntry
+	prog      Program
 	// failed: the last reconcile failed; retried periodically.
 	failed bool
 }
@@ -169,35 +170,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}()
 
 	watch := m.cfg.OVSDB.Watch(ctx)
-	// Switch events are queued by a pump so that the controller never
-	// blocks on the Manager while it holds its lock.
-	var (
-		evMu  sync.Mutex
-		evQ   []SwitchEvent
-		evSig = make(chan struct{}, 1)
-	)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		events := m.cfg.Controller.Events()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-events:
-				if !ok {
-					return
-				}
-				evMu.Lock()
-				evQ = append(evQ, ev)
-				evMu.Unlock()
-				select {
-				case evSig <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
+	changed := m.cfg.Controller.Changed()
 
 	m.mu.Lock()
 	m.runCtx = ctx
@@ -236,14 +209,8 @@ func (m *Manager) Run(ctx context.Context) error {
 				m.reconcileLocked(ctx, b)
 			}
 			m.mu.Unlock()
-		case <-evSig:
-			evMu.Lock()
-			q := evQ
-			evQ = nil
-			evMu.Unlock()
-			for _, ev := range q {
-				m.handleSwitchEvent(ctx, ev)
-			}
+		case <-changed:
+			m.switchesChanged(ctx)
 		case <-tick.C:
 			m.mu.Lock()
 			for _, n := range m.bridgeNamesLocked() {
@@ -256,35 +223,36 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-func (m *Manager) handleSwitchEvent(ctx context.Context, ev SwitchEvent) {
+// switchesChanged reacts to switches connecting and disconnecting: a new
+// connection gets a full sync, a lost one leaves the mirrors pending.
+func (m *Manager) switchesChanged(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	log := m.log.WithField("dpid", fmt.Sprintf("%016x", ev.DatapathID))
-	matched := false
 	for _, n := range m.bridgeNamesLocked() {
 		b := m.bridges[n]
-		if b.dpid != ev.DatapathID && b.dpid != 0 {
+		if !b.takenOver {
 			continue
 		}
-		if b.dpid == 0 && ev.Connected {
-			// Facts not known yet: refresh and see.
-			m.reconcileLocked(ctx, b)
+		if b.dpid == 0 {
+			m.reconcileLocked(ctx, b) // facts not known yet
 			continue
 		}
-		matched = true
-		if ev.Connected {
-			log.WithField("bridge", b.name).Info("switch connected: full sync")
+		sw, ok := m.cfg.Controller.Switch(b.dpid)
+		log := m.log.WithFields(logrus.Fields{"bridge": b.name, "dpid": fmt.Sprintf("%016x", b.dpid)})
+		switch {
+		case ok && (sw != b.sw || !b.synced):
+			log.Info("switch connected: full sync")
 			m.reconcileLocked(ctx, b)
-		} else {
-			log.WithField("bridge", b.name).Warn("switch disconnected")
+		case !ok && b.sw != nil:
+			log.Warn("switch disconnected")
 			b.synced, b.sw = false, nil
 			for _, mi := range m.mirrorsOf(b.name) {
 				mi.status = api.Status{State: api.StatePending, Detail: fmt.Sprintf("switch %s not connected", b.name)}
 			}
+			if len(m.mirrorsOf(b.name)) == 0 {
+				b.failed = true // still to drain
+			}
 		}
-	}
-	if !matched {
-		log.WithField("connected", ev.Connected).Debug("switch event for no managed bridge")
 	}
 }
 
@@ -427,6 +395,9 @@ func (m *Manager) syncLocked(ctx context.Context, b *bridgeState, mirrors []*mir
 }
 
 func statusFor(prog Program, name string) api.Status {
+	if err := prog.Inactive[name]; err != nil {
+		return api.Status{State: api.StatePending, Detail: err.Error(), MissingPorts: slices.Clone(prog.Missing[name])}
+	}
 	miss := prog.Missing[name]
 	if len(miss) == 0 {
 		return api.Status{State: api.StateActive}
@@ -467,7 +438,7 @@ func (m *Manager) applyLocked(ctx context.Context, b *bridgeState, sw Switch, mi
 				return prog, fmt.Errorf("bridge %s: apply: %w", b.name, err)
 			}
 		}
-		b.installed = prog.Flows
+		b.installed, b.prog = prog.Flows, prog
 		return prog, nil
 	}
 	// Full sync: install a new generation, delete every other flowspan
@@ -490,7 +461,7 @@ func (m *Manager) applyLocked(ctx context.Context, b *bridgeState, sw Switch, mi
 	ch := Changes{Add: prog.Flows}
 	var old []uint8
 	for g := range present {
-		if g != gen {
+		if g != gen && g != 0 {
 			old = append(old, g)
 		}
 	}
@@ -503,7 +474,7 @@ func (m *Manager) applyLocked(ctx context.Context, b *bridgeState, sw Switch, mi
 		return prog, fmt.Errorf("bridge %s: full sync: %w", b.name, err)
 	}
 	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old}).Info("full sync done")
-	b.gen, b.synced, b.installed, b.sw = gen, true, prog.Flows, sw
+	b.gen, b.synced, b.installed, b.sw, b.prog = gen, true, prog.Flows, sw, prog
 	return prog, nil
 }
 
@@ -543,8 +514,11 @@ func (m *Manager) takeOverLocked(ctx context.Context, b *bridgeState) error {
 	m.log.WithFields(logrus.Fields{"bridge": b.name, "target": target}).Info("bridge taken over")
 	if target != "" && m.runCtx != nil {
 		dctx, cancel := context.WithCancel(m.runCtx)
+		if err := m.cfg.Controller.Dial(dctx, target); err != nil {
+			cancel()
+			return fmt.Errorf("bridge %s: dial %s: %w", b.name, target, err)
+		}
 		b.dialCancel = cancel
-		m.cfg.Controller.Dial(dctx, target)
 	}
 	return nil
 }

@@ -498,8 +498,8 @@ func TestStatsPerSelection(t *testing.T) {
 		t.Fatalf("Stats = %+v, %v", st, err)
 	}
 	want := []api.SelectionStats{
-		{Port: "p1", Direction: api.DirIngress, Packets: 5, Bytes: 500},
 		{Port: "p1", Direction: api.DirEgress, Packets: 2, Bytes: 200},
+		{Port: "p1", Direction: api.DirIngress, Packets: 5, Bytes: 500},
 		{Port: "p2", Direction: api.DirEgress, Packets: 1, Bytes: 100},
 	}
 	if st[0].Packets != 8 || st[0].Bytes != 800 || !slices.Equal(st[0].Selections, want) {

@@ -467,64 +467,26 @@ func (m *Manager) Stats(ctx context.Context, name string) ([]api.MirrorStats, er
 		}
 		perBridge[br] = st
 	}
+	counts := map[string]map[string]api.MirrorStats{}
+	for br, st := range perBridge {
+		if b := m.bridges[br]; b != nil && b.synced && b.prog.Count != nil {
+			counts[br] = b.prog.Count(st)
+		}
+	}
 	out := make([]api.MirrorStats, 0, len(names))
 	for _, n := range names {
 		mi := m.mirrors[n]
-		out = append(out, mirrorStats(mi, m.bridges[mi.spec.Bridge], perBridge[mi.spec.Bridge]))
+		ms, ok := counts[mi.spec.Bridge][n]
+		if !ok {
+			ms = api.MirrorStats{}
+		}
+		ms.Name, ms.Bridge = n, mi.spec.Bridge
+		if ms.Selections == nil {
+			ms.Selections = []api.SelectionStats{}
+		}
+		out = append(out, ms)
 	}
 	return out, nil
-}
-
-type selKey struct {
-	port string
-	dir  api.Direction
-}
-
-func mirrorStats(mi *mirror, b *bridgeState, stats []FlowStat) api.MirrorStats {
-	ms := api.MirrorStats{Name: mi.spec.Name, Bridge: mi.spec.Bridge, Selections: []api.SelectionStats{}}
-	if b == nil {
-		return ms
-	}
-	type fk struct {
-		table  uint8
-		prio   uint16
-		cookie uint64
-	}
-	counting := map[fk]FlowEntry{}
-	var order []selKey
-	seen := map[selKey]bool{}
-	for _, f := range b.installed {
-		if f.Mirror != mi.spec.Name || !f.Counts {
-			continue
-		}
-		counting[fk{f.Table, f.Priority, f.Cookie}] = f
-		k := selKey{f.Port, f.Direction}
-		if !seen[k] {
-			seen[k] = true
-			order = append(order, k)
-		}
-	}
-	sums := map[selKey]*api.SelectionStats{}
-	for _, k := range order {
-		s := &api.SelectionStats{Port: k.port, Direction: k.dir}
-		sums[k] = s
-	}
-	for _, st := range stats {
-		f, ok := counting[fk{st.Table, st.Priority, st.Cookie}]
-		if !ok {
-			continue
-		}
-		s := sums[selKey{f.Port, f.Direction}]
-		s.Packets += st.Packets
-		s.Bytes += st.Bytes
-	}
-	for _, k := range order {
-		s := sums[k]
-		ms.Packets += s.Packets
-		ms.Bytes += s.Bytes
-		ms.Selections = append(ms.Selections, *s)
-	}
-	return ms
 }
 
 // Release deletes every mirror of bridge (and the ports flowspan created

@@ -132,13 +132,19 @@ type Mirror struct {
 type Direction string
 
 const (
+	// DirIngress: packets received on Port.
 	DirIngress Direction = "ingress"
-	DirEgress  Direction = "egress"
+	// DirEgress: packets the bridge sends (unicast) out of Port.
+	DirEgress Direction = "egress"
+	// DirFlood: flooded packets reaching the mirror's egress ports (Port "").
+	DirFlood Direction = "flood"
+	// DirAll: every packet of an all / VLAN-only / filter-only mirror (Port "").
+	DirAll Direction = "all"
 )
 
 // SelectionStats counts what one selection (source port and direction) of a
-// mirror copied. Port is "" for selections without a single source port
-// (for example a VLAN-only or filter-only mirror).
+// mirror selected (before filters). Port is "" for selections without a
+// single source port (flood, and all / VLAN-only / filter-only mirrors).
 type SelectionStats struct {
 	Port      string    `json:"port"`
 	Direction Direction `json:"direction"`
@@ -146,7 +152,8 @@ type SelectionStats struct {
 	Bytes     uint64    `json:"bytes"`
 }
 
-// MirrorStats counts what a mirror copied, in total and per selection.
+// MirrorStats counts what a mirror copied (Packets, Bytes: copies sent to
+// its output) and, per selection, what it selected.
 type MirrorStats struct {
 	Name       string           `json:"name"`
 	Bridge     string           `json:"bridge"`
