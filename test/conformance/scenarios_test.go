@@ -100,6 +100,21 @@ func vlanTraffic(e *Env) {
 	e.RawUDP("c", 0, macBroadcast, netip.MustParseAddr("10.2.0.255"), 4011, 6000, 64, 1)
 }
 
+// nonForwarded: h1 sends a frame to its own MAC (NORMAL: "learned port is
+// input port", dropped), an LLDP frame to 01:80:c2:00:00:0e and an 802.3
+// frame to 01:80:c2:00:00:00 (reserved: NORMAL drops them); h2 sends a
+// frame tagged VLAN 10 to h1's MAC, which the bridge learned in VLAN 0
+// only: flooded in VLAN 10 to h1 and h3 (ports without VLAN config carry
+// every VLAN). 4 frames reach the bridge.
+func nonForwarded(e *Env) {
+	h1 := e.MAC("h1")
+	e.Raw("h1",
+		rawEther(h1, h1, 0, 0x88b6, 50),
+		rawEther(mustMAC("01:80:c2:00:00:0e"), h1, 0, 0x88cc, 50),
+		rawEther(mustMAC("01:80:c2:00:00:00"), h1, 0, 38, 46)) // 802.3 length field
+	e.Raw("h2", rawEther(h1, e.MAC("h2"), 10, 0x88b6, 60))
+}
+
 // filterTraffic: a mix the filter scenarios select from (std 3 hosts):
 //
 //	TCP SYN h1->h2:80 2 (h2 answers RST 2), TCP SYN h1->h2:443 1 (RST 1),
@@ -559,6 +574,19 @@ func scenarios() []Scenario {
 			},
 			Native:   []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mon"}},
 			Flowspan: [][]string{{"m", "--all", "--to", "mon"}},
+		},
+
+		{
+			Name: "nonforwarded_all", About: "frames NORMAL does not forward (to the sender's own MAC, reserved 01:80:c2 multicast) and a VLAN-10 frame on ports without VLAN config: ingress is still mirrored",
+			Topo: std(3, false, "mirror0"), Traffic: nonForwarded, WantCopies: 4,
+			Native:   []lab.NativeMirror{selAll},
+			Flowspan: [][]string{{"m", "--all", "--to", "mirror0"}},
+		},
+		{
+			Name: "nonforwarded_egress", About: "as nonforwarded_all, select_dst=h3: only the VLAN-10 flood leaves through h3",
+			Topo: std(3, false, "mirror0"), Traffic: nonForwarded, WantCopies: 1,
+			Native:   []lab.NativeMirror{{Name: "m", SelectDst: []string{"h3"}, Output: "mirror0"}},
+			Flowspan: [][]string{{"m", "--egress", "h3", "--to", "mirror0"}},
 		},
 
 		// Filters: the native side selects more, the test keeps what the
