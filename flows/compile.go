@@ -200,6 +200,7 @@ func (c *compiler) setup() error {
 		if p.Name != "" && p.Name != name {
 			return fmt.Errorf("bridge facts: %w: port key %q holds port %q", ErrInvalid, name, p.Name)
 		}
+		p.Name = name
 		pv, err := resolvePortVLAN(p)
 		if err != nil {
 			return fmt.Errorf("bridge facts: %w: %v", ErrInvalid, err)
@@ -420,7 +421,7 @@ func (c *compiler) emitPipeline(plans []*mirrorPlan) {
 		if pv.mode == modeAccess {
 			continue // tagged packets are dropped by NORMAL and not mirrored
 		}
-		if pv.trunks == nil {
+		if pv.trunks == nil || pv.trunks.hasAllTagged() {
 			c.add(tClassify, 100, pipe, in.WithVLANTCI(VLANCFI, VLANCFI), ActMove{vlanTCI, c.metaVLAN()}, next)
 			continue
 		}

@@ -59,6 +59,19 @@ func (s *vlanSet) has(v uint16) bool { return s[v>>6]&(1<<(v&63)) != 0 }
 func (s *vlanSet) set(v uint16)      { s[v>>6] |= 1 << (v & 63) }
 func (s *vlanSet) clear(v uint16)    { s[v>>6] &^= 1 << (v & 63) }
 
+// hasAllTagged reports whether VLANs 1..4095 are all in the set.
+func (s *vlanSet) hasAllTagged() bool {
+	if s[0]|1 != ^uint64(0) {
+		return false
+	}
+	for _, w := range s[1:] {
+		if w != ^uint64(0) {
+			return false
+		}
+	}
+	return true
+}
+
 func allVLANs() *vlanSet {
 	var s vlanSet
 	for i := range s {

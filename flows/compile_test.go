@@ -1,0 +1,331 @@
+package flows
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func flowLines(fl []Flow) []string {
+	out := make([]string, len(fl))
+	for i, f := range fl {
+		out[i] = f.String()
+	}
+	return out
+}
+
+func mustCompile(t *testing.T, cfg Config, ms []Mirror, facts BridgeFacts) *Result {
+	t.Helper()
+	r, err := Compile(cfg, ms, facts)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	return r
+}
+
+// lineDiff shows lines only in want (-) and only in got (+).
+func lineDiff(want, got []string) string {
+	n := map[string]int{}
+	for _, s := range want {
+		n[s]++
+	}
+	for _, s := range got {
+		n[s]--
+	}
+	var b strings.Builder
+	for _, s := range want {
+		if n[s] > 0 {
+			b.WriteString("-" + s + "\n")
+			n[s]--
+		}
+	}
+	for _, s := range got {
+		if n[s] < 0 {
+			b.WriteString("+" + s + "\n")
+			n[s]++
+		}
+	}
+	return b.String()
+}
+
+func TestGoldenPipelines(t *testing.T) {
+	hostEgress := 7
+	cases := []struct {
+		name    string
+		cfg     Config
+		mirrors []Mirror
+	}{
+		{"empty", Config{}, nil},
+		{"sample", Config{}, sampleMirrors()},
+		{"embedded", Config{TableBase: 10, ContinueTable: 30, Registers: &Registers{Meta: 5, Egress: 6}, HostEgress: &hostEgress, Generation: 9}, sampleMirrors()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustCompile(t, tc.cfg, tc.mirrors, sampleFacts())
+			got := strings.Join(flowLines(r.Flows), "\n") + "\n"
+			path := filepath.Join("testdata", "golden", tc.name+".txt")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if got != string(want) {
+				t.Errorf("pipeline differs from %s (-want +got):\n%s", path,
+					lineDiff(strings.Split(string(want), "\n"), strings.Split(got, "\n")))
+			}
+			// Same inputs, same output, whatever the map order.
+			again := mustCompile(t, tc.cfg, tc.mirrors, sampleFacts())
+			if strings.Join(flowLines(again.Flows), "\n")+"\n" != got {
+				t.Errorf("second compile differs")
+			}
+		})
+	}
+}
+
+// TestCompileFlows checks the flows of each selection kind, VLAN mode and
+// output mode, as ovs-ofctl strings, on a small bridge.
+func TestCompileFlows(t *testing.T) {
+	facts := sampleFacts()
+	out := Output{Port: "out"}
+	cases := []struct {
+		name   string
+		mirror Mirror
+		want   []string // flows of the mirror (cookie mirror ID 1), in order
+	}{
+		{"ingress", Mirror{Name: "m", ID: 1, Ingress: []string{"a1"}, Output: out}, []string{
+			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=resubmit(,8)",
+			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
+			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:6)",
+			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:6",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],clone(push_vlan:0x8100,move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6)",
+		}},
+		{"egress access port: unicast and flood in its VLAN only", Mirror{Name: "m", ID: 1, Egress: []string{"a1"}, Output: Output{Port: "out2"}}, []string{
+			"cookie=0xf5010e0001000000, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0x1,in_port=1 actions=drop",
+			"cookie=0xf5010b0001000000, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0x1 actions=resubmit(,8)",
+			"cookie=0xf5010e0001000001, table=5, priority=140,reg0=0x1000a/0xffff0fff,reg1=0xfffb,in_port=1 actions=drop",
+			"cookie=0xf5010c0001000001, table=5, priority=135,reg0=0x1000a/0xffff0fff,reg1=0xfffb actions=resubmit(,8)",
+			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:7)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output:7",
+		}},
+		{"egress on two all-VLAN ports: every flood selects", Mirror{Name: "m", ID: 1, Egress: []string{"t1", "br0"}, Filters: []string{"icmp"}, Output: Output{Port: "out2"}, Snaplen: 64}, []string{
+			"cookie=0xf5010e0001000000, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0x2,in_port=2 actions=drop",
+			"cookie=0xf5010b0001000000, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0x2 actions=resubmit(,7)",
+			"cookie=0xf5010e0001000001, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0xfffe,in_port=LOCAL actions=drop",
+			"cookie=0xf5010b0001000001, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0xfffe actions=resubmit(,7)",
+			"cookie=0xf5010c0001000002, table=5, priority=120,reg0=0x10000/0xffff0000,reg1=0xfffb actions=resubmit(,7)",
+			"cookie=0xf501150001000000, table=7, priority=40000,icmp,reg0=0x10000/0xffff0000 actions=resubmit(,8)",
+			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output(port=7,max_len=68))",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output(port=7,max_len=64)",
+		}},
+		{"VLANs only: all ports, VLAN gate", Mirror{Name: "m", ID: 1, VLANs: []uint16{20, 21, 22, 23, 30}, Output: Output{Port: "out2"}}, []string{
+			"cookie=0xf5010d0001000000, table=5, priority=100,reg0=0x10000/0xffff0000 actions=resubmit(,6)",
+			"cookie=0xf501140001000000, table=6, priority=100,reg0=0x10014/0xffff0ffc actions=resubmit(,8)",
+			"cookie=0xf501140001000000, table=6, priority=100,reg0=0x1001e/0xffff0fff actions=resubmit(,8)",
+			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:7)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output:7",
+		}},
+		{"native-untagged output keeps its VLAN untagged", Mirror{Name: "m", ID: 1, Ingress: []string{"a1"}, Output: Output{Port: "n1"}}, []string{
+			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=resubmit(,8)",
+			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
+			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4)",
+			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4",
+			"cookie=0xf5011e0001000000, table=8, priority=221,reg0=0x10014/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4)",
+			"cookie=0xf5011e0001000000, table=8, priority=220,reg0=0x10014/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:4)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],clone(push_vlan:0x8100,move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:4)",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustCompile(t, Config{}, []Mirror{tc.mirror}, facts)
+			var got []string
+			for _, f := range r.Flows {
+				if Cookie(f.Cookie).Mirror() == 1 {
+					got = append(got, f.String())
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("flows (-want +got):\n%s", lineDiff(tc.want, got))
+			}
+			st := r.Status["m"]
+			if !st.Active || st.Flows != len(tc.want) {
+				t.Errorf("status %+v, want active with %d flows", st, len(tc.want))
+			}
+		})
+	}
+}
+
+func TestCompileSharedPipeline(t *testing.T) {
+	r := mustCompile(t, Config{}, sampleMirrors(), sampleFacts())
+	lines := flowLines(r.Flows)
+	want := []string{
+		// Output ports are isolated: what they receive is dropped.
+		"cookie=0xf501020000000000, priority=1000,in_port=6 actions=drop",
+		"cookie=0xf501020000000000, priority=1000,in_port=7 actions=drop",
+		// Access port: untagged and priority-tagged frames are in its VLAN;
+		// tagged ones are dropped by NORMAL and never selected.
+		"cookie=0xf501010000000000, priority=110,in_port=1,vlan_tci=0x0000/0x0fff actions=load:0xa->NXM_NX_REG0[0..11],goto_table:1",
+		// Trunk of every VLAN: the VID (0 when untagged).
+		"cookie=0xf501010000000000, priority=100,in_port=2 actions=move:NXM_OF_VLAN_TCI[0..11]->NXM_NX_REG0[0..11],goto_table:1",
+		// Trunk with a list: only those VLANs; untagged is VLAN 0, not trunked.
+		"cookie=0xf501010000000000, priority=100,in_port=3,dl_vlan=10 actions=move:NXM_OF_VLAN_TCI[0..11]->NXM_NX_REG0[0..11],goto_table:1",
+		"cookie=0xf501010000000000, priority=100,in_port=3,dl_vlan=20 actions=move:NXM_OF_VLAN_TCI[0..11]->NXM_NX_REG0[0..11],goto_table:1",
+		// Native port: untagged is the native VLAN.
+		"cookie=0xf501010000000000, priority=110,in_port=4,vlan_tci=0x0000/0x0fff actions=load:0x14->NXM_NX_REG0[0..11],goto_table:1",
+		// Native-tagged without trunks: every VLAN but 0.
+		"cookie=0xf501010000000000, priority=100,in_port=5,vlan_tci=0x1000/0x1000 actions=move:NXM_OF_VLAN_TCI[0..11]->NXM_NX_REG0[0..11],goto_table:1",
+		"cookie=0xf501010000000000, priority=0 actions=NORMAL",
+		// NORMAL learns from unicast sources, not for reserved destinations.
+		"cookie=0xf501010000000000, table=1, priority=30,dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=goto_table:2",
+		"cookie=0xf501010000000000, table=1, priority=20,dl_src=01:00:00:00:00:00/01:00:00:00:00:00 actions=goto_table:2",
+		"cookie=0xf501010000000000, table=1, priority=0 actions=learn(table=3,hard_timeout=300,priority=10,cookie=0xf500030000000000,NXM_NX_REG0[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]),goto_table:2",
+		"cookie=0xf501010000000000, table=2, priority=20,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=load:0xfffb->NXM_NX_REG1[],goto_table:4",
+		"cookie=0xf501010000000000, table=2, priority=0 actions=load:0xfffb->NXM_NX_REG1[],resubmit(,3),goto_table:4",
+		// One copy per output: DONE is cleared per output, mirrors of the
+		// same output share it.
+		"cookie=0xf501010000000000, table=4, priority=0 actions=load:0->NXM_NX_REG0[14],load:0x1->NXM_NX_REG0[16..31],resubmit(,5),load:0x2->NXM_NX_REG0[16..31],resubmit(,5),load:0->NXM_NX_REG0[14],load:0x3->NXM_NX_REG0[16..31],resubmit(,5),load:0->NXM_NX_REG0[14],load:0x4->NXM_NX_REG0[16..31],resubmit(,5),NORMAL",
+	}
+	have := map[string]bool{}
+	for _, l := range lines {
+		have[l] = true
+	}
+	for _, w := range want {
+		if !have[w] {
+			t.Errorf("missing flow %s", w)
+		}
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "in_port=6,") || strings.Contains(l, "in_port=7,") {
+			t.Errorf("output port classified as a source: %s", l)
+		}
+	}
+}
+
+func TestCompileStatus(t *testing.T) {
+	facts := sampleFacts()
+	ms := []Mirror{
+		{Name: "gone-output", Ingress: []string{"a1"}, Output: Output{Port: "nope"}},
+		{Name: "missing-source", Ports: []string{"a1", "vnet9"}, Egress: []string{"vnet8"}, Output: Output{Port: "out"}},
+		{Name: "selects-output", Ingress: []string{"out2"}, Output: Output{Port: "out"}},
+		{Name: "other", All: true, Output: Output{Port: "out2"}},
+	}
+	r := mustCompile(t, Config{}, ms, facts)
+	if st := r.Status["gone-output"]; st.Active || !errors.Is(st.Err, ErrPortMissing) || !strings.Contains(st.Err.Error(), `output port "nope"`) {
+		t.Errorf("gone-output: %+v", st)
+	}
+	if st := r.Status["missing-source"]; !st.Active || strings.Join(st.Missing, ",") != "vnet9,vnet8" {
+		t.Errorf("missing-source: %+v", st)
+	}
+	if st := r.Status["selects-output"]; st.Active || !errors.Is(st.Err, ErrConflict) {
+		t.Errorf("selects-output: %+v", st)
+	}
+	for _, f := range r.Flows {
+		c := Cookie(f.Cookie)
+		if id := c.Mirror(); id == r.Status["gone-output"].ID || id == r.Status["selects-output"].ID {
+			t.Errorf("inactive mirror has flow %s", f)
+		}
+	}
+	// IDs: assigned in name order after the highest given ID.
+	if r.Status["gone-output"].ID != 1 || r.Status["other"].ID != 3 {
+		t.Errorf("IDs: %+v", r.Status)
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	facts := sampleFacts()
+	ok := Mirror{Name: "m", Ingress: []string{"a1"}, Output: Output{Port: "out"}}
+	reg := 0
+	cases := []struct {
+		name    string
+		cfg     Config
+		mirrors []Mirror
+		facts   BridgeFacts
+		want    string
+	}{
+		{"invalid mirror", Config{}, []Mirror{{Name: "x", Output: Output{Port: "out"}}}, facts, `mirror "x": selection: selects nothing`},
+		{"duplicate name", Config{}, []Mirror{ok, ok}, facts, `mirror "m": name: duplicate mirror name`},
+		{"duplicate id", Config{}, []Mirror{{Name: "a", ID: 3, All: true, Output: Output{Port: "out"}}, {Name: "b", ID: 3, All: true, Output: Output{Port: "out"}}}, facts, `ID 3 already used by mirror "a"`},
+		{"same registers", Config{Registers: &Registers{Meta: 2, Egress: 2}}, nil, facts, "need two different registers"},
+		{"host egress is meta", Config{HostEgress: &reg}, nil, facts, "host egress register 0"},
+		{"continue inside pipeline", Config{ContinueTable: 4}, nil, facts, "continue table 4: must come after the pipeline's last table 8"},
+		{"table base too high", Config{TableBase: 250}, nil, facts, "table base 250"},
+		{"bad vlan mode", Config{}, nil, BridgeFacts{Ports: map[string]PortFacts{"p": {OFPort: 1, VLANMode: "weird"}}}, `port "p": unknown vlan_mode "weird"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Compile(tc.cfg, tc.mirrors, tc.facts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Compile error = %v, want it to contain %q", err, tc.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+		})
+	}
+	tooMany := make([]Mirror, 0, 3)
+	for i := 0; i < 3; i++ {
+		m := ok
+		m.Name = string(rune('a' + i))
+		m.Filters = make([]string, 4000)
+		for j := range m.Filters {
+			m.Filters[j] = "tcp"
+		}
+		tooMany = append(tooMany, m)
+	}
+	if _, err := Compile(Config{}, tooMany, facts); err == nil || !strings.Contains(err.Error(), "12000 filters") {
+		t.Errorf("12000 filters: err = %v", err)
+	}
+}
+
+func TestVLANPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi uint16
+		in     []uint16
+	}{
+		{0, 4095, []uint16{10, 11, 12, 13, 14, 15, 16, 100}},
+		{1, 4095, nil},
+		{5, 4000, []uint16{5, 4000}},
+	} {
+		set := map[uint16]bool{}
+		for _, v := range tc.in {
+			set[v] = true
+		}
+		if tc.in == nil {
+			for v := tc.lo; ; v++ {
+				set[v] = true
+				if v == tc.hi {
+					break
+				}
+			}
+		}
+		covered := map[uint16]int{}
+		vlanPrefixes(tc.lo, tc.hi, func(v uint16) bool { return set[v] }, func(v, mask uint16) {
+			for x := 0; x < 4096; x++ {
+				if uint16(x)&mask == v {
+					covered[uint16(x)]++
+				}
+			}
+		})
+		for x := 0; x < 4096; x++ {
+			if want := set[uint16(x)]; (covered[uint16(x)] == 1) != want || covered[uint16(x)] > 1 {
+				t.Fatalf("%v: VLAN %d covered %d times, in set %v", tc, x, covered[uint16(x)], want)
+			}
+		}
+	}
+}
