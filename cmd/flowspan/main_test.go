@@ -344,3 +344,51 @@ func TestWriteMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestTapMirrorName(t *testing.T) {
+	for _, tt := range []struct {
+		port string
+		want string
+	}{
+		{"vnet2", "tap-vnet2-42"},
+		{"eth0:1/x", "tap-eth0_1_x-42"},
+		{strings.Repeat("p", 80), "tap-" + strings.Repeat("p", 57) + "-42"},
+	} {
+		if got := tapMirrorName(tt.port, 42); got != tt.want || len(got) > 64 {
+			t.Errorf("tapMirrorName(%q) = %q, want %q", tt.port, got, tt.want)
+		}
+	}
+}
+
+type addRecorder struct {
+	daemon
+	got api.MirrorSpec
+}
+
+func (a *addRecorder) AddMirror(_ context.Context, spec api.MirrorSpec, origin api.Origin) (api.Mirror, error) {
+	a.got = spec
+	return api.Mirror{Spec: spec, Origin: origin}, nil
+}
+
+func TestTapBridgeBackend(t *testing.T) {
+	lookup := func(_ context.Context, port string) ([]string, error) {
+		return map[string][]string{"vnet2": {"br0"}, "dup": {"br0", "br1"}}[port], nil
+	}
+	rec := &addRecorder{}
+	b := &tapBridgeBackend{daemon: rec, lookup: lookup}
+	ctx := context.Background()
+	if _, err := b.AddMirror(ctx, api.MirrorSpec{Name: "t", Ports: []string{"vnet2"}}, api.OriginTap); err != nil || rec.got.Bridge != "br0" {
+		t.Errorf("tap of vnet2: bridge %q, err %v; want br0", rec.got.Bridge, err)
+	}
+	if _, err := b.AddMirror(ctx, api.MirrorSpec{Name: "t", Ports: []string{"dup"}}, api.OriginTap); err == nil || !strings.Contains(err.Error(), "br0, br1") || api.CodeOf(err) != api.CodeInvalid {
+		t.Errorf("tap of a port on two bridges: %v", err)
+	}
+	if _, err := b.AddMirror(ctx, api.MirrorSpec{Name: "t", Ports: []string{"nope"}}, api.OriginTap); err == nil || !strings.Contains(err.Error(), `"nope": on no bridge`) {
+		t.Errorf("tap of an unknown port: %v", err)
+	}
+	// Mirrors from the API pass through untouched (the daemon rejects them).
+	rec.got = api.MirrorSpec{}
+	if _, err := b.AddMirror(ctx, api.MirrorSpec{Name: "m", Ports: []string{"vnet2"}}, api.OriginAPI); err != nil || rec.got.Bridge != "" {
+		t.Errorf("API mirror without bridge: got %+v, %v", rec.got, err)
+	}
+}

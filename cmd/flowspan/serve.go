@@ -3,9 +3,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
+	"github.com/flowspan/flowspan"
 	"github.com/flowspan/flowspan/api"
+	"github.com/sirupsen/logrus"
 )
 
 const serveUsage = `usage: flowspan serve [--config FILE] [--ovsdb unix:/var/run/openvswitch/db.sock]
@@ -14,11 +22,12 @@ const serveUsage = `usage: flowspan serve [--config FILE] [--ovsdb unix:/var/run
 
 Run the flowspan daemon. By default (service mode) it adds a passive
 controller target punix:<rundir>/<bridge>.flowspan to each bridge that has
-mirrors and dials it; with --listen (unix:PATH, tcp:IP:PORT, ssl:IP:PORT) the
-switches connect to it as their controller. Mirror definitions persist in
---state. --config declares mirrors in YAML (same fields as "mirror add");
-SIGHUP reloads it. SIGTERM/SIGINT stop the daemon and leave the flows in
-place. --metrics "" disables the Prometheus endpoint.
+mirrors and dials it; with --listen (unix:PATH, tcp:IP:PORT) the switches
+connect to it as their controller. Mirror definitions persist in --state.
+--config declares mirrors in YAML (same fields as "mirror add"); SIGHUP
+reloads it. SIGTERM/SIGINT stop the daemon and leave the flows in place.
+--metrics "" disables the Prometheus endpoint (GET /metrics).
+Log level: FLOWSPAN_LOG_LEVEL (debug, info, warn; default info).
 `
 
 type serveOptions struct {
@@ -46,13 +55,159 @@ func parseServeArgs(args []string) (*serveOptions, error) {
 	if len(pos) > 0 {
 		return nil, usagef("unexpected arguments: %s", strings.Join(pos, " "))
 	}
+	if !strings.HasPrefix(o.api, "unix:") && !strings.HasPrefix(o.api, "/") {
+		return nil, usagef("--api %q: want unix:PATH", o.api)
+	}
+	if o.state == "" {
+		return nil, usagef("--state: empty path")
+	}
 	return o, nil
 }
 
+// daemon is what serve runs: the Manager, seen through what serve uses.
+type daemon interface {
+	api.Backend
+	Run(ctx context.Context) error
+	Close() error
+	ApplyConfig(ctx context.Context, cf flowspan.ConfigFile) error
+}
+
+func newLogger(e *env) (*logrus.Logger, error) {
+	log := logrus.New()
+	log.Out = e.stderr
+	log.Formatter = &logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339Nano}
+	if lv := e.getenv("FLOWSPAN_LOG_LEVEL"); lv != "" {
+		l, err := logrus.ParseLevel(lv)
+		if err != nil {
+			return nil, usagef("FLOWSPAN_LOG_LEVEL=%q: %v", lv, err)
+		}
+		log.SetLevel(l)
+	}
+	return log, nil
+}
+
 func runServe(ctx context.Context, e *env, args []string) error {
-	_, err := parseServeArgs(args)
+	o, err := parseServeArgs(args)
 	if err != nil {
 		return err
 	}
-	return errors.New("serve: not wired yet")
+	log, err := newLogger(e)
+	if err != nil {
+		return err
+	}
+	// A broken config file is an error at start (later, on SIGHUP, it is
+	// logged and the running mirrors stay).
+	var cf flowspan.ConfigFile
+	if o.config != "" {
+		if cf, err = flowspan.LoadConfig(o.config); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(o.state), 0o755); err != nil {
+		return fmt.Errorf("state file %s: %w", o.state, err)
+	}
+
+	// SIGTERM/SIGINT end runCtx; everything winds down in order below.
+	runCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	// The manager and its connections live on mgrCtx, which outlives the API
+	// server: tap sessions still delete their mirrors while the API shuts down.
+	mgrCtx, cancelMgr := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelMgr()
+	mgr, closeDeps, err := newDaemon(mgrCtx, o, log)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+
+	ln, err := api.Listen(o.api)
+	if err != nil {
+		mgr.Close()
+		return err
+	}
+	mgrErr := make(chan error, 1)
+	go func() { mgrErr <- mgr.Run(mgrCtx) }()
+
+	apiCtx, cancelAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAPI()
+	apiErr := make(chan error, 1)
+	go func() {
+		apiErr <- api.Serve(apiCtx, ln, api.NewHandler(mgr, api.HandlerConfig{Logger: log.WithField("component", "api"), Version: versionString()}))
+	}()
+	metricsErr := make(chan error, 1)
+	metricsCtx, cancelMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelMetrics()
+	if o.metrics != "" {
+		go func() { metricsErr <- serveMetrics(metricsCtx, o.metrics, mgr, log.WithField("component", "metrics")) }()
+	}
+	log.WithFields(logrus.Fields{"version": versionString(), "ovsdb": o.ovsdb, "api": o.api, "state": o.state,
+		"listen": o.listen, "config": o.config}).Info("flowspan serve started")
+
+	if o.config != "" {
+		go func() {
+			if err := mgr.ApplyConfig(runCtx, cf); err != nil && runCtx.Err() == nil {
+				log.WithError(err).WithField("config", o.config).Error("applying config failed")
+			}
+		}()
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			log.Info("shutting down; flows stay installed")
+			break loop
+		case <-hup:
+			if o.config == "" {
+				log.Info("SIGHUP: no --config to reload")
+				continue
+			}
+			ncf, err := flowspan.LoadConfig(o.config)
+			if err != nil {
+				log.WithError(err).WithField("config", o.config).Error("SIGHUP: config not reloaded; mirrors unchanged")
+				continue
+			}
+			if err := mgr.ApplyConfig(runCtx, ncf); err != nil {
+				log.WithError(err).WithField("config", o.config).Error("SIGHUP: applying config failed")
+				continue
+			}
+			log.WithField("config", o.config).Info("SIGHUP: config reloaded")
+		case err := <-mgrErr:
+			runErr = fmt.Errorf("manager stopped: %w", err)
+			if err == nil {
+				runErr = errors.New("manager stopped")
+			}
+			mgrErr <- err
+			break loop
+		case err := <-apiErr:
+			runErr = err
+			apiErr <- err
+			break loop
+		case err := <-metricsErr:
+			runErr = err
+			metricsErr <- err
+			break loop
+		}
+	}
+	cancelMetrics()
+	cancelAPI()
+	if err := <-apiErr; err != nil && runErr == nil {
+		runErr = err
+	}
+	cancelMgr()
+	mgr.Close()
+	select {
+	case <-mgrErr:
+	case <-time.After(10 * time.Second):
+		log.Warn("manager did not stop within 10s")
+	}
+	if o.metrics != "" {
+		<-metricsErr
+	}
+	return runErr
 }

@@ -84,7 +84,7 @@ func parseTapArgs(e *env, args []string) (*tapOptions, error) {
 	o.apiAddr = *apiAddr
 	pid := os.Getpid()
 	o.portName = fmt.Sprintf("fstap%d", pid) // at most 12 characters: fits IFNAMSIZ
-	o.name = fmt.Sprintf("tap-%s-%d", o.port, pid)
+	o.name = tapMirrorName(o.port, pid)
 	return o, nil
 }
 
@@ -287,4 +287,21 @@ func (f *fileWriter) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// tapMirrorName names a tap's mirror "tap-PORT-PID", with characters a
+// mirror name cannot hold replaced and PORT shortened to fit 64 characters.
+func tapMirrorName(port string, pid int) string {
+	clean := []byte(port)
+	for i, c := range clean {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			clean[i] = '_'
+		}
+	}
+	suffix := fmt.Sprintf("-%d", pid)
+	if max := 64 - len("tap-") - len(suffix); len(clean) > max {
+		clean = clean[:max]
+	}
+	return "tap-" + string(clean) + suffix
 }
