@@ -3,6 +3,7 @@ package conformance
 import (
 	"encoding/binary"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -114,5 +115,27 @@ func TestFramesDecode(t *testing.T) {
 	a := pkt(arpFrame(1, 0, tA, ip1, nil, ip2))
 	if a.ARPOp != 1 || a.IPSrc != ip1 || a.IPDst != ip2 || a.Dst.String() != "ff:ff:ff:ff:ff:ff" {
 		t.Errorf("arp request decodes as %v", a)
+	}
+}
+
+// TestDocListsEveryScenario keeps docs/conformance.md in step with the
+// table in scenarios_test.go.
+func TestDocListsEveryScenario(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/conformance.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, sc := range scenarios() {
+		if seen[sc.Name] {
+			t.Errorf("scenario %s defined twice", sc.Name)
+		}
+		seen[sc.Name] = true
+		if !strings.Contains(string(doc), "| "+sc.Name+" |") {
+			t.Errorf("docs/conformance.md has no table row for scenario %s", sc.Name)
+		}
+		if sc.Traffic == nil || sc.About == "" || len(sc.Native) == 0 || len(sc.Flowspan) == 0 || len(sc.Topo.Outputs) == 0 {
+			t.Errorf("scenario %s is incomplete", sc.Name)
+		}
 	}
 }
