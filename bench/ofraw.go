@@ -43,6 +43,10 @@ const (
 type flowSpec struct {
 	text string
 	mod  []byte
+	// The fields both encodings are made of.
+	cookie uint64
+	dst    [4]byte
+	port   uint16
 }
 
 // benchCookie marks every flow the programming benchmark installs.
@@ -63,6 +67,7 @@ func syntheticFlows(n int) []flowSpec {
 		dst := [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}
 		port := uint16(1000 + i%1000)
 		out[i] = flowSpec{
+			cookie: cookie, dst: dst, port: port,
 			text: fmt.Sprintf("table=%d,priority=1000,cookie=%#x,udp,nw_dst=%d.%d.%d.%d,tp_dst=%d,actions=goto_table:%d",
 				benchTable, cookie, dst[0], dst[1], dst[2], dst[3], port, benchTable+1),
 			mod: encodeFlowMod(cookie, benchTable, 1000, dst, port, benchTable+1),
