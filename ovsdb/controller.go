@@ -73,7 +73,8 @@ func (c *Client) serviceTarget(bridge string, m ServiceMode) (target, dial strin
 		return target, "unix:" + rest, nil
 	case "ptcp", "pssl":
 		port, ip, _ := strings.Cut(rest, ":")
-		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		n, err := strconv.Atoi(port)
+		if err != nil || n <= 0 || n > 65535 || strconv.Itoa(n) != port {
 			return "", "", fmt.Errorf("service target %q: want %s:PORT[:IP] with a non-zero port: %w", target, scheme, ErrInvalid)
 		}
 		ip = strings.Trim(ip, "[]")
