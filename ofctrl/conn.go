@@ -197,11 +197,12 @@ func (c *conn) writeLoop() {
 		}
 		c.wmu.Lock()
 		buf := c.wbuf
-		c.wbuf = spare[:0]
-		c.wmu.Unlock()
-		if len(buf) == 0 {
+		if len(buf) == 0 { // stale kick: keep the buffer, never alias spare
+			c.wmu.Unlock()
 			continue
 		}
+		c.wbuf = spare[:0]
+		c.wmu.Unlock()
 		if _, err := c.nc.Write(buf); err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return

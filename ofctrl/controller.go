@@ -361,8 +361,8 @@ func (c *Controller) serve(ctx context.Context, nc net.Conn, remote string) {
 	br := bufio.NewReaderSize(nc, 64*1024)
 	dpid, err := c.handshake(nc, br)
 	if err != nil {
-		_ = nc.Close()
 		c.stats.handshakeFail.Add(1)
+		_ = nc.Close()
 		lvl := c.log.WithError(err).WithField("remote", remote)
 		if errors.Is(err, ErrVersion) {
 			lvl.Warn("switch does not speak OpenFlow 1.3; sent HELLO_FAILED")

@@ -29,20 +29,20 @@ const (
 	typeBarrierRequest   = 20
 	typeBarrierReply     = 21
 
-	mpFlow     = 1
-	mpPortDesc = 13
+	mpFlow      = 1
+	mpPortDesc  = 13
 	mpReplyMore = 1
 
-	onfExperimenter   = 0x4f4e4600
-	onfBundleControl  = 2300
-	onfBundleAdd      = 2301
-	bundleOpen        = 0
-	bundleOpenReply   = 1
-	bundleCommit      = 4
-	bundleCommitReply = 5
-	bundleDiscard     = 6
+	onfExperimenter    = 0x4f4e4600
+	onfBundleControl   = 2300
+	onfBundleAdd       = 2301
+	bundleOpen         = 0
+	bundleOpenReply    = 1
+	bundleCommit       = 4
+	bundleCommitReply  = 5
+	bundleDiscard      = 6
 	bundleDiscardReply = 7
-	bundleFlagAtomic  = 1
+	bundleFlagAtomic   = 1
 
 	headerLen = 8
 	// MaxFrame is the largest OpenFlow message (the length field is 16 bits).
@@ -228,12 +228,12 @@ type message struct {
 	err  *SwitchError // typeError
 	dpid uint64       // features reply
 	// multipart
-	mpType  uint16
-	mpMore  bool
-	flows   []FlowStat
-	ports   []Port
-	portSt  *PortStatus
-	bundle  uint16 // bundle control reply type
+	mpType uint16
+	mpMore bool
+	flows  []FlowStat
+	ports  []Port
+	portSt *PortStatus
+	bundle uint16 // bundle control reply type
 }
 
 // parseMessage decodes a frame from a switch. It never panics on its own
