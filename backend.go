@@ -141,6 +141,11 @@ type Compiler interface {
 	Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Program, error)
 	// Cookies describes the cookie layout.
 	Cookies() CookieLayout
+	// Restore returns the flows to install when flowspan leaves a bridge,
+	// in the same bundle that deletes its flows: what its flows replaced
+	// (the bridge's default "priority=0 actions=NORMAL" in a standalone
+	// pipeline). They must not carry a flowspan cookie.
+	Restore() []FlowEntry
 }
 
 // CompileMirror is one mirror handed to the compiler.
@@ -213,24 +218,30 @@ type CookieMatch struct {
 	Cookie, Mask uint64
 }
 
-// Changes is one atomic update of a switch's flow table.
+// Changes is one atomic update of a switch's flow table, sent in this
+// order: strict deletes, modifies, adds, cookie deletes.
 type Changes struct {
+	// Delete removes flows strictly (table, priority, match, cookie).
+	Delete []FlowEntry
+	// Modify changes the actions of installed flows with the same table,
+	// priority, match and cookie (counters are kept).
+	Modify []FlowEntry
 	// Add installs flows (replacing any flow with the same table, priority
 	// and match).
 	Add []FlowEntry
-	// Delete removes flows strictly (table, priority, match).
-	Delete []FlowEntry
 	// DeleteCookies removes, in every table, the flows matching each cookie.
 	DeleteCookies []CookieMatch
 }
 
 // Empty reports whether c changes nothing.
 func (c Changes) Empty() bool {
-	return len(c.Add) == 0 && len(c.Delete) == 0 && len(c.DeleteCookies) == 0
+	return len(c.Add) == 0 && len(c.Modify) == 0 && len(c.Delete) == 0 && len(c.DeleteCookies) == 0
 }
 
-// diff returns the changes turning installed into desired: new and changed
-// flows are added, vanished ones deleted.
+// diff returns the minimal changes turning installed into desired: new flows
+// are added, flows whose actions changed modified (counters kept), flows
+// whose cookie changed replaced (OpenFlow 1.3 modify keeps the cookie),
+// vanished ones deleted.
 func diff(installed, desired []FlowEntry) Changes {
 	have := make(map[string]FlowEntry, len(installed))
 	for _, f := range installed {
@@ -241,8 +252,15 @@ func diff(installed, desired []FlowEntry) Changes {
 	for _, f := range desired {
 		k := f.key()
 		want[k] = true
-		if old, ok := have[k]; !ok || old.Text != f.Text || old.Cookie != f.Cookie {
+		old, ok := have[k]
+		switch {
+		case !ok:
 			ch.Add = append(ch.Add, f)
+		case old.Cookie != f.Cookie:
+			ch.Delete = append(ch.Delete, old)
+			ch.Add = append(ch.Add, f)
+		case old.Text != f.Text:
+			ch.Modify = append(ch.Modify, f)
 		}
 	}
 	for _, f := range installed {

@@ -21,6 +21,10 @@ var fakeCookies = CookieLayout{App: 0xf5 << 56, AppMask: 0xff << 56, GenShift: 4
 
 func (fakeCompiler) Cookies() CookieLayout { return fakeCookies }
 
+func (fakeCompiler) Restore() []FlowEntry {
+	return []FlowEntry{{Table: 0, Priority: 0, Match: "", Text: "priority=0 actions=NORMAL"}}
+}
+
 func (fakeCompiler) Check(s api.MirrorSpec) error {
 	for _, f := range s.Match {
 		for _, tok := range strings.Split(f, ",") {
@@ -156,11 +160,18 @@ func (s *fakeSwitch) Apply(_ context.Context, ch Changes) error {
 		return err
 	}
 	s.applies = append(s.applies, ch)
+	for _, f := range ch.Delete {
+		if old, ok := s.flows[f.key()]; ok && old.Cookie == f.Cookie {
+			delete(s.flows, f.key())
+		}
+	}
+	for _, f := range ch.Modify {
+		if old, ok := s.flows[f.key()]; ok && old.Cookie == f.Cookie {
+			s.flows[f.key()] = f
+		}
+	}
 	for _, f := range ch.Add {
 		s.flows[f.key()] = f
-	}
-	for _, f := range ch.Delete {
-		delete(s.flows, f.key())
 	}
 	for _, cm := range ch.DeleteCookies {
 		for k, f := range s.flows {

@@ -478,6 +478,14 @@ func (m *Manager) applyLocked(ctx context.Context, b *bridgeState, sw Switch, mi
 	return prog, nil
 }
 
+// removeAllChanges removes every flowspan flow (learned ones included) and
+// puts back what flowspan's flows replaced, in one bundle: the restored
+// flows replace flowspan's in place, so forwarding never stops.
+func (m *Manager) removeAllChanges() Changes {
+	cl := m.cfg.Compiler.Cookies()
+	return Changes{Add: m.cfg.Compiler.Restore(), DeleteCookies: []CookieMatch{{Cookie: cl.App, Mask: cl.AppMask}}}
+}
+
 // nextGeneration picks the generation after cur that no installed flow uses
 // (0 is never used: it is what a cookie-less flow has).
 func nextGeneration(cur uint8, present map[uint8]bool, mask uint8) uint8 {
@@ -535,8 +543,7 @@ func (m *Manager) drainLocked(ctx context.Context, b *bridgeState) error {
 	if !ok {
 		return fmt.Errorf("bridge %s: releasing: %w", b.name, errNotConnected)
 	}
-	cl := m.cfg.Compiler.Cookies()
-	if err := sw.Apply(ctx, Changes{DeleteCookies: []CookieMatch{{Cookie: cl.App, Mask: cl.AppMask}}}); err != nil {
+	if err := sw.Apply(ctx, m.removeAllChanges()); err != nil {
 		return fmt.Errorf("bridge %s: removing flows: %w", b.name, err)
 	}
 	b.installed, b.synced = nil, false

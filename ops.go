@@ -516,8 +516,7 @@ func (m *Manager) Release(ctx context.Context, bridge string) (api.ReleaseResult
 	}
 	b := m.bridge(bridge)
 	if sw, ok := m.cfg.Controller.Switch(b.dpid); ok && b.takenOver {
-		cl := m.cfg.Compiler.Cookies()
-		if err := sw.Apply(ctx, Changes{DeleteCookies: []CookieMatch{{Cookie: cl.App, Mask: cl.AppMask}}}); err != nil {
+		if err := sw.Apply(ctx, m.removeAllChanges()); err != nil {
 			m.log.WithError(err).WithField("bridge", bridge).Warn("release: removing flows failed")
 		}
 	}

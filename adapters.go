@@ -1,0 +1,349 @@
+package flowspan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/flowspan/flowspan/api"
+	"github.com/flowspan/flowspan/flows"
+	"github.com/flowspan/flowspan/ofctrl"
+	"github.com/flowspan/flowspan/ovsdb"
+)
+
+// Adapters from the real packages to the Manager's interfaces.
+
+// NewOVSDB adapts an ovsdb client. mode is how bridges are taken over: nil
+// means ovsdb.ServiceMode{} (a passive punix:<rundir>/<bridge>.flowspan
+// target flowspan dials); ovsdb.ControllerMode{Target: listen} makes the
+// switch connect to the controller's listener (serve --listen).
+func NewOVSDB(cl *ovsdb.Client, mode ovsdb.Mode) OVSDB {
+	if mode == nil {
+		mode = ovsdb.ServiceMode{}
+	}
+	return &ovsdbAdapter{cl: cl, mode: mode}
+}
+
+type ovsdbAdapter struct {
+	cl   *ovsdb.Client
+	mode ovsdb.Mode
+}
+
+var _ OVSDB = (*ovsdbAdapter)(nil)
+
+func (a *ovsdbAdapter) Bridge(ctx context.Context, name string) (Bridge, error) {
+	b, err := a.cl.Bridge(ctx, name)
+	if errors.Is(err, ovsdb.ErrNotFound) {
+		return Bridge{}, fmt.Errorf("bridge %q: %w", name, ErrNoBridge)
+	}
+	if err != nil {
+		return Bridge{}, err
+	}
+	out := Bridge{Name: b.Name, DatapathID: b.DatapathID, MACAgingTime: b.MACAgingTime, Ports: make(map[string]Port, len(b.Ports))}
+	for n, p := range b.Ports {
+		out.Ports[n] = Port{Name: p.Name, OFPort: p.OFPort, Type: p.Type, Tag: p.Tag, Trunks: p.Trunks,
+			VLANMode: p.VLANMode, Flowspan: p.Flowspan, Isolated: p.Isolated}
+	}
+	return out, nil
+}
+
+func (a *ovsdbAdapter) Watch(ctx context.Context) <-chan string {
+	in := a.cl.Watch(ctx)
+	out := make(chan string)
+	go func() {
+		defer close(out)
+		for ch := range in {
+			select {
+			case out <- ch.Bridge:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func (a *ovsdbAdapter) CreatePort(ctx context.Context, bridge string, p OutputPort) (uint32, error) {
+	var (
+		ofport uint32
+		err    error
+	)
+	if p.Tunnel == nil {
+		ofport, err = a.cl.CreateInternalPort(ctx, bridge, p.Name)
+	} else {
+		t := p.Tunnel
+		remote, perr := netip.ParseAddr(t.Remote)
+		if perr != nil {
+			return 0, api.WithCode(api.CodeInvalid, fmt.Errorf("tunnel %s: remote %q: not an IP address", t.Type, t.Remote))
+		}
+		ofport, err = a.cl.CreateTunnelPort(ctx, bridge, p.Name, ovsdb.Tunnel{Type: t.Type, Remote: remote, Key: t.Key,
+			ERSPANVersion: t.ERSPANVer, ERSPANIndex: t.ERSPANIdx, ERSPANDir: t.ERSPANDir, ERSPANHwID: t.ERSPANHwID})
+	}
+	if errors.Is(err, ovsdb.ErrInvalid) || errors.Is(err, ovsdb.ErrExists) {
+		return 0, api.WithCode(api.CodeInvalid, err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := a.cl.IsolatePort(ctx, bridge, p.Name); err != nil {
+		if rerr := a.cl.RemovePort(context.WithoutCancel(ctx), bridge, p.Name); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return 0, err
+	}
+	return ofport, nil
+}
+
+func (a *ovsdbAdapter) RemovePort(ctx context.Context, bridge, name string) error {
+	err := a.cl.RemovePort(ctx, bridge, name)
+	if errors.Is(err, ovsdb.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (a *ovsdbAdapter) TakeOver(ctx context.Context, bridge string) (string, error) {
+	return a.cl.TakeOver(ctx, bridge, a.mode)
+}
+
+func (a *ovsdbAdapter) Release(ctx context.Context, bridge string) error {
+	err := a.cl.Release(ctx, bridge)
+	if errors.Is(err, ovsdb.ErrNotFound) {
+		return fmt.Errorf("bridge %q: %w", bridge, ErrNoBridge)
+	}
+	return err
+}
+
+// OFController adapts an ofctrl.Controller. It consumes the controller's
+// Events (nobody else may read them) until the controller is closed; its
+// goroutine ends then.
+type OFController struct {
+	c       *ofctrl.Controller
+	changed chan struct{}
+	done    chan struct{}
+
+	mu      sync.Mutex
+	epoch   map[uint64]uint64 // dpid → connection number (0 = not connected)
+	next    uint64
+	handles map[uint64]*ofctrl.Switch // valid across reconnects
+}
+
+var _ Controller = (*OFController)(nil)
+
+// NewController adapts c. Call c.Listen yourself for controller mode.
+func NewController(c *ofctrl.Controller) *OFController {
+	a := &OFController{c: c, changed: make(chan struct{}, 1), done: make(chan struct{}), epoch: map[uint64]uint64{},
+		handles: map[uint64]*ofctrl.Switch{}}
+	go a.run()
+	return a
+}
+
+// Done is closed when the adapter's goroutine ended (the controller was
+// closed).
+func (a *OFController) Done() <-chan struct{} { return a.done }
+
+func (a *OFController) run() {
+	defer close(a.done)
+	for ev := range a.c.Events() {
+		a.mu.Lock()
+		switch ev := ev.(type) {
+		case ofctrl.Connected:
+			a.next++
+			a.epoch[ev.DPID] = a.next
+		case ofctrl.Disconnected:
+			delete(a.epoch, ev.DPID)
+		default:
+			a.mu.Unlock()
+			continue
+		}
+		a.mu.Unlock()
+		select {
+		case a.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Dial implements Controller.
+func (a *OFController) Dial(ctx context.Context, target string) error { return a.c.Dial(ctx, target) }
+
+// Changed implements Controller.
+func (a *OFController) Changed() <-chan struct{} { return a.changed }
+
+// Switch implements Controller: the value identifies the connection.
+func (a *OFController) Switch(dpid uint64) (Switch, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ep := a.epoch[dpid]
+	if ep == 0 {
+		return nil, false
+	}
+	sw := a.handles[dpid]
+	if sw == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // only take a switch that is connected now
+		var err error
+		if sw, err = a.c.Switch(ctx, dpid); err != nil {
+			return nil, false
+		}
+		a.handles[dpid] = sw
+	}
+	return ofSwitch{sw: sw, epoch: ep}, true
+}
+
+// ofSwitch is one connection to a switch.
+type ofSwitch struct {
+	sw    *ofctrl.Switch
+	epoch uint64
+}
+
+func (s ofSwitch) Apply(ctx context.Context, ch Changes) error {
+	fc := flows.Changes{}
+	conv := func(in []FlowEntry) ([]flows.Flow, error) {
+		out := make([]flows.Flow, 0, len(in))
+		for _, f := range in {
+			ff, ok := f.Impl.(flows.Flow)
+			if !ok {
+				return nil, fmt.Errorf("flow %s: not compiled by package flows", f.Text)
+			}
+			out = append(out, ff)
+		}
+		return out, nil
+	}
+	var err error
+	if fc.Delete, err = conv(ch.Delete); err != nil {
+		return err
+	}
+	if fc.Modify, err = conv(ch.Modify); err != nil {
+		return err
+	}
+	if fc.Add, err = conv(ch.Add); err != nil {
+		return err
+	}
+	for _, cm := range ch.DeleteCookies {
+		fc.DeleteCookies = append(fc.DeleteCookies, flows.CookieMatch{Value: cm.Cookie, Mask: cm.Mask})
+	}
+	mods, err := fc.FlowMods()
+	if err != nil {
+		return err
+	}
+	return s.sw.Apply(ctx, mods)
+}
+
+func (s ofSwitch) FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowStat, error) {
+	st, err := s.sw.FlowStats(ctx, ofctrl.FlowFilter{Table: ofctrl.TableAll, Cookie: cookie, CookieMask: mask})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FlowStat, len(st))
+	for i, f := range st {
+		out[i] = FlowStat{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Packets: f.Packets, Bytes: f.Bytes}
+	}
+	return out, nil
+}
+
+// NewFlowsCompiler adapts package flows. cfg.Generation is ignored (the
+// Manager picks generations).
+func NewFlowsCompiler(cfg flows.Config) Compiler { return flowsCompiler{cfg: cfg} }
+
+type flowsCompiler struct{ cfg flows.Config }
+
+var _ Compiler = flowsCompiler{}
+
+func toFlowsMirror(spec api.MirrorSpec, id uint32) flows.Mirror {
+	return flows.Mirror{Name: spec.Name, ID: uint16(id), Ingress: spec.Ingress, Egress: spec.Egress, Ports: spec.Ports,
+		VLANs: spec.VLANs, All: spec.All, Filters: spec.Match, Snaplen: spec.Snaplen,
+		Output: flows.Output{Port: spec.Output.Port, VLAN: spec.Output.VLAN}}
+}
+
+func (c flowsCompiler) Cookies() CookieLayout {
+	return CookieLayout{App: uint64(flows.CookieApp) << 56, AppMask: flows.CookieMaskApp, GenShift: 48, GenMask: 0xff}
+}
+
+func (c flowsCompiler) Restore() []FlowEntry {
+	if c.cfg.TableBase != 0 || c.cfg.ContinueTable != 0 {
+		return nil // embedded in a host pipeline: the host owns table 0
+	}
+	f := flows.Flow{Table: 0, Priority: 0, Actions: []flows.Action{flows.ActNormal{}}}
+	return []FlowEntry{{Table: f.Table, Priority: f.Priority, Match: f.Match.String(), Text: f.String(), Impl: f}}
+}
+
+func (c flowsCompiler) Check(spec api.MirrorSpec) error {
+	return toFlowsMirror(spec, 0).Validate()
+}
+
+var apiDirection = map[flows.Direction]api.Direction{
+	flows.DirIngress: api.DirIngress, flows.DirEgress: api.DirEgress,
+	flows.DirFlood: api.DirFlood, flows.DirAll: api.DirAll,
+}
+
+func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Program, error) {
+	cfg := c.cfg
+	cfg.Generation = gen
+	in := make([]flows.Mirror, len(mirrors))
+	names := make(map[uint16]string, len(mirrors))
+	for i, m := range mirrors {
+		if m.ID == 0 || m.ID > 0xffff {
+			return Program{}, fmt.Errorf("mirror %q: id %d out of range 1-65535", m.Spec.Name, m.ID)
+		}
+		in[i] = toFlowsMirror(m.Spec, m.ID)
+		names[uint16(m.ID)] = m.Spec.Name
+	}
+	facts := flows.BridgeFacts{Ports: make(map[string]flows.PortFacts, len(b.Ports)), MACAgingTime: b.MACAgingTime}
+	for n, p := range b.Ports {
+		facts.Ports[n] = flows.PortFacts{Name: p.Name, OFPort: p.OFPort, Tag: p.Tag, Trunks: p.Trunks,
+			VLANMode: p.VLANMode, Type: p.Type, Isolated: p.Isolated}
+	}
+	res, err := flows.Compile(cfg, in, facts)
+	if err != nil {
+		return Program{}, err
+	}
+	prog := Program{Missing: map[string][]string{}, Inactive: map[string]error{}}
+	prog.Flows = make([]FlowEntry, len(res.Flows))
+	for i, f := range res.Flows {
+		prog.Flows[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match.String(),
+			Text: f.String(), Mirror: names[flows.Cookie(f.Cookie).Mirror()], Impl: f}
+	}
+	status := res.Status
+	for name, st := range status {
+		if len(st.Missing) > 0 {
+			prog.Missing[name] = st.Missing
+		}
+		if !st.Active {
+			err := st.Err
+			if err == nil {
+				err = errors.New("not installed")
+			}
+			prog.Inactive[name] = err
+		}
+	}
+	resGen := res.Generation
+	prog.Count = func(stats []FlowStat) map[string]api.MirrorStats {
+		counts := make([]flows.FlowCount, len(stats))
+		for i, s := range stats {
+			counts[i] = flows.FlowCount{Cookie: s.Cookie, Packets: s.Packets, Bytes: s.Bytes}
+		}
+		agg := flows.Aggregate(resGen, counts)
+		out := map[string]api.MirrorStats{}
+		for name, st := range status {
+			ms := api.MirrorStats{Name: name, Selections: []api.SelectionStats{}}
+			mc := agg[st.ID]
+			if mc != nil {
+				ms.Packets, ms.Bytes = mc.Mirrored.Packets, mc.Mirrored.Bytes
+			}
+			for _, sel := range st.Selections {
+				ss := api.SelectionStats{Port: sel.Port, Direction: apiDirection[sel.Direction]}
+				if mc != nil {
+					c := mc.Selections[sel.Index]
+					ss.Packets, ss.Bytes = c.Packets, c.Bytes
+				}
+				ms.Selections = append(ms.Selections, ss)
+			}
+			out[name] = ms
+		}
+		return out
+	}
+	return prog, nil
+}

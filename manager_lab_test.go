@@ -1,0 +1,267 @@
+package flowspan
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowspan/flowspan/api"
+	"github.com/flowspan/flowspan/flows"
+	"github.com/flowspan/flowspan/ofctrl"
+	"github.com/flowspan/flowspan/ovsdb"
+	"github.com/flowspan/flowspan/test/lab"
+	"github.com/sirupsen/logrus"
+)
+
+// labEnv is a Manager on the real packages against a private OVS.
+type labEnv struct {
+	l      *lab.Lab
+	m      *Manager
+	stop   func()
+	h1, h2 *lab.Host
+	state  string
+}
+
+func newLabEnv(t *testing.T) *labEnv {
+	t.Helper()
+	l := lab.New(t)
+	l.AddBridge(t, "br0")
+	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json")}
+	e.h1 = l.AddHost(t, "br0", "h1", lab.HostConfig{MAC: "02:00:00:00:00:01", IPv4: "10.0.0.1/24"})
+	e.h2 = l.AddHost(t, "br0", "h2", lab.HostConfig{MAC: "02:00:00:00:00:02", IPv4: "10.0.0.2/24"})
+	e.stop = e.start(t)
+	return e
+}
+
+// start runs a Manager until cleanup (or until the returned stop is called).
+func (e *labEnv) start(t *testing.T) (stop func()) {
+	t.Helper()
+	log := logrus.New()
+	log.SetLevel(logrus.DebugLevel)
+	log.Out = testWriter{t}
+	ctx, cancel := context.WithCancel(context.Background())
+	cl, err := ovsdb.Dial(ctx, e.l.DBEndpoint(), ovsdb.Config{Logger: log.WithField("component", "ovsdb"), Netns: e.l.Netns(), RunDir: e.l.RunDir()})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ctrl := ofctrl.New(ofctrl.Config{Logger: log.WithField("component", "ofctrl")})
+	oc := NewController(ctrl)
+	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, nil), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}),
+		StatePath: e.state, RetryInterval: 200 * time.Millisecond})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	e.m = m
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		m.Close()
+		ctrl.Close()
+		<-oc.Done()
+		cl.Close()
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// statsRE matches the counters dump-flows prints.
+var statsRE = regexp.MustCompile(`(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?`)
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (e *labEnv) flowspanFlows(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(e.l.DumpFlows(t, "br0"), "\n") {
+		if strings.Contains(line, "cookie=0xf5") && !strings.Contains(line, "idle_timeout") && !strings.Contains(line, "hard_timeout") {
+			out = append(out, statsRE.ReplaceAllString(line, ""))
+		}
+	}
+	return out
+}
+
+// udpCopies sends n UDP packets h1→h2 and returns how many the capture on
+// port saw.
+func (e *labEnv) udpCopies(t *testing.T, port string, dstPort uint16, n int) int {
+	t.Helper()
+	c := e.l.Capture(t, port)
+	e.h1.SendUDP(t, e.h2.IPv4(), 40000, dstPort, 64, n)
+	return len(lab.Filter(c.Stop(t), lab.UDPTo(dstPort)))
+}
+
+func waitStatus(t *testing.T, m *Manager, name, want string) {
+	t.Helper()
+	lab.Eventually(t, 5*time.Second, func() error {
+		mi, err := m.Mirror(context.Background(), name)
+		if err != nil {
+			return err
+		}
+		if got := mi.Status.String(); got != want {
+			return fmt.Errorf("mirror %s status %q, want %q", name, got, want)
+		}
+		return nil
+	})
+}
+
+func TestLabMirrorAddDelete(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	spec := api.MirrorSpec{Name: "m1", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon0", Create: true}}
+	mi, err := e.m.AddMirror(ctx, spec, api.OriginAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.Status.State != api.StateActive {
+		t.Fatalf("status %v", mi.Status)
+	}
+	e.h1.Ping(t, e.h2.IPv4(), 1) // learn MACs
+	if got := e.udpCopies(t, "mon0", 5001, 5); got != 5 {
+		t.Fatalf("mirror copies: got %d UDP packets on mon0, want 5", got)
+	}
+	st, err := e.m.Stats(ctx, "m1")
+	if err != nil || st[0].Packets < 5 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	fl, err := e.m.Flows(ctx, "m1")
+	if err != nil || len(fl) == 0 {
+		t.Fatalf("Flows = %v, %v", fl, err)
+	}
+	// Invalid input changes nothing on the switch.
+	before := e.flowspanFlows(t)
+	bad := spec
+	bad.Name, bad.Ports, bad.Output = "m2", []string{"h2"}, api.Output{Port: "h1"}
+	if _, err := e.m.AddMirror(ctx, bad, api.OriginAPI); err == nil {
+		t.Fatal("output selected by another mirror accepted")
+	}
+	if after := e.flowspanFlows(t); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("flows changed by a rejected add")
+	}
+
+	if err := e.m.DeleteMirror(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.flowspanFlows(t); len(left) != 0 {
+		t.Fatalf("flows left after delete:\n%s", strings.Join(left, "\n"))
+	}
+	if out, _ := e.l.Vsctl("list-ports", "br0"); strings.Contains(out, "mon0") {
+		t.Fatalf("created port left: %s", out)
+	}
+	if out := e.l.MustVsctl(t, "get-controller", "br0"); strings.TrimSpace(out) != "" {
+		t.Fatalf("bridge not released: controllers %q", out)
+	}
+	if got := e.h1.Ping(t, e.h2.IPv4(), 3); got != 3 {
+		t.Fatalf("forwarding after release: %d/3 pings", got)
+	}
+}
+
+func TestLabVswitchdRestart(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	spec := api.MirrorSpec{Name: "m1", Bridge: "br0", Ingress: []string{"h1"}, Output: api.Output{Port: "mon0", Create: true}}
+	if _, err := e.m.AddMirror(ctx, spec, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.flowspanFlows(t))
+	e.l.RestartVswitchd(t)
+	restarted := time.Now()
+	lab.Eventually(t, 5*time.Second, func() error {
+		if n := len(e.flowspanFlows(t)); n != before {
+			return fmt.Errorf("%d flowspan flows, want %d", n, before)
+		}
+		return nil
+	})
+	t.Logf("flows back %v after vswitchd restart", time.Since(restarted).Round(time.Millisecond))
+	waitStatus(t, e.m, "m1", "active")
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon0", 5002, 4); got != 4 {
+		t.Fatalf("after restart: %d copies, want 4", got)
+	}
+}
+
+func TestLabPortRenumbered(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	spec := api.MirrorSpec{Name: "m1", Bridge: "br0", Ingress: []string{"h1"}, Output: api.Output{Port: "mon0", Create: true}}
+	if _, err := e.m.AddMirror(ctx, spec, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	old := e.l.OFPort(t, "h1")
+	e.l.MustVsctl(t, "del-port", "br0", "h1")
+	waitStatus(t, e.m, "m1", "pending: port h1 missing")
+	// Another port takes the old number, so the re-added port gets a new one.
+	e.l.AddInternalPort(t, "br0", "filler", 0)
+	e.l.MustVsctl(t, "add-port", "br0", "h1")
+	if now := e.l.OFPort(t, "h1"); now == old {
+		t.Fatalf("h1 kept ofport %d", now)
+	}
+	waitStatus(t, e.m, "m1", "active")
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon0", 5003, 4); got != 4 {
+		t.Fatalf("after renumber: %d copies, want 4", got)
+	}
+}
+
+// TestLabRestartManager: flows stay while the Manager is down (mirroring
+// continues) and are replaced by a new generation when it returns.
+func TestLabRestartManager(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	spec := api.MirrorSpec{Name: "m1", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon0", Create: true}}
+	if _, err := e.m.AddMirror(ctx, spec, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	before := e.flowspanFlows(t)
+	e.stop()
+	if down := e.flowspanFlows(t); strings.Join(down, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("flows changed while the manager is down")
+	}
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon0", 5004, 3); got != 3 {
+		t.Fatalf("while down: %d copies, want 3", got)
+	}
+	e.stop = e.start(t)
+	waitStatus(t, e.m, "m1", "active")
+	after := e.flowspanFlows(t)
+	if len(after) != len(before) {
+		t.Fatalf("%d flows after restart, %d before", len(after), len(before))
+	}
+	genOf := func(line string) string {
+		i := strings.Index(line, "cookie=0xf5")
+		return line[i+11 : i+13]
+	}
+	if genOf(after[0]) == genOf(before[0]) {
+		t.Fatalf("generation not renewed: %s", genOf(after[0]))
+	}
+	for _, f := range after {
+		if genOf(f) != genOf(after[0]) {
+			t.Fatalf("mixed generations after restart:\n%s", strings.Join(after, "\n"))
+		}
+	}
+	if got := e.udpCopies(t, "mon0", 5005, 3); got != 3 {
+		t.Fatalf("after restart: %d copies, want 3", got)
+	}
+}
