@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,7 +168,15 @@ func (l *Lab) startOvsdb() error {
 	l.mu.Lock()
 	l.ovsdb = cmd
 	l.mu.Unlock()
-	return waitFor(func() bool { _, err := os.Stat(l.DBSocket()); return err == nil }, "ovsdb-server socket "+l.DBSocket())
+	// The socket file appears at bind(), a moment before listen(): wait
+	// until a connection is accepted.
+	return waitFor(func() bool {
+		c, err := net.Dial("unix", l.DBSocket())
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "ovsdb-server socket "+l.DBSocket())
 }
 
 func (l *Lab) startVswitchd() error {
