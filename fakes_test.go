@@ -144,7 +144,6 @@ type fakeSwitch struct {
 	applies []Changes
 	failErr error             // next Apply fails with this
 	packets map[uint64]uint64 // per cookie
-	empty   int               // times a bundle left the table without flowspan flows
 }
 
 func newFakeSwitch() *fakeSwitch {
