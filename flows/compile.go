@@ -3,6 +3,7 @@ package flows
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"sort"
 	"strconv"
 
@@ -104,7 +105,8 @@ type compiler struct {
 	egress  ofpx.Field
 	gen     uint8
 	facts   BridgeFacts
-	flows   []Flow
+	tables  [NumTables][]Flow
+	toEmit  []Action // shared: resubmit(,emit)
 	vlans   map[string]portVLAN
 	filters map[string]Match
 }
@@ -134,22 +136,33 @@ func Compile(cfg Config, mirrors []Mirror, facts BridgeFacts) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	nFilters := 0
+	for _, p := range plans {
+		nFilters += len(p.m.Filters)
+	}
+	c.tables[tFilter] = make([]Flow, 0, nFilters)
+	c.tables[tSelect] = make([]Flow, 0, 8*len(plans))
+	c.tables[tEmit] = make([]Flow, 0, 6*len(plans))
+	c.toEmit = []Action{ActResubmit{c.table(tEmit)}}
 	c.emitPipeline(plans)
 	for _, p := range plans {
 		if !p.status.Active {
 			continue
 		}
-		before := len(c.flows)
+		before := c.count()
 		c.emitMirror(p)
-		p.status.Flows = len(c.flows) - before
+		p.status.Flows = c.count() - before
 	}
-	for i := range c.flows {
-		if err := c.checkFlow(&c.flows[i]); err != nil {
+	flows := make([]Flow, 0, c.count())
+	for i := range c.tables {
+		flows = append(flows, c.tables[i]...)
+	}
+	for i := range flows {
+		if err := c.checkFlow(&flows[i]); err != nil {
 			return nil, fmt.Errorf("internal error: %w", err)
 		}
 	}
-	sort.SliceStable(c.flows, func(i, j int) bool { return c.flows[i].Table < c.flows[j].Table })
-	res := &Result{Flows: c.flows, Status: make(map[string]MirrorStatus, len(plans)), Generation: c.gen}
+	res := &Result{Flows: flows, Status: make(map[string]MirrorStatus, len(plans)), Generation: c.gen}
 	for _, p := range plans {
 		res.Status[p.m.Name] = p.status
 	}
@@ -217,7 +230,21 @@ func (c *compiler) cookie(kind Kind, mirror uint16, index uint32) uint64 {
 }
 
 func (c *compiler) add(off uint8, prio uint16, cookie uint64, m Match, acts ...Action) {
-	c.flows = append(c.flows, Flow{Table: c.table(off), Priority: prio, Cookie: cookie, Match: m, Actions: acts})
+	c.tables[off] = append(c.tables[off], Flow{Table: c.table(off), Priority: prio, Cookie: cookie, Match: m, Actions: acts})
+}
+
+// addActs adds a flow whose action slice may be shared with other flows
+// (flows are read-only once built).
+func (c *compiler) addActs(off uint8, prio uint16, cookie uint64, m Match, acts []Action) {
+	c.tables[off] = append(c.tables[off], Flow{Table: c.table(off), Priority: prio, Cookie: cookie, Match: m, Actions: acts})
+}
+
+func (c *compiler) count() int {
+	n := 0
+	for i := range c.tables {
+		n += len(c.tables[i])
+	}
+	return n
 }
 
 func (c *compiler) port(name string) (PortFacts, bool) {
@@ -239,7 +266,12 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 	var maxID uint16
 	nFilters := 0
 	for _, m := range mirrors {
-		if err := m.Validate(); err != nil {
+		nFilters += len(m.Filters)
+	}
+	c.filters = make(map[string]Match, min(nFilters, MaxBridgeFilters))
+	nFilters = 0
+	for _, m := range mirrors {
+		if err := m.validate(c.filters); err != nil {
 			return nil, err
 		}
 		if names[m.Name] {
@@ -256,8 +288,8 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 		nFilters += len(m.Filters)
 		plans = append(plans, &mirrorPlan{m: m})
 	}
-	if nFilters > MaxFilters {
-		return nil, fmt.Errorf("flows: %w: %d filters in all, at most %d per bridge", ErrInvalid, nFilters, MaxFilters)
+	if nFilters > MaxBridgeFilters {
+		return nil, fmt.Errorf("flows: %w: %d filters in all, at most %d per bridge", ErrInvalid, nFilters, MaxBridgeFilters)
 	}
 	sort.Slice(plans, func(i, j int) bool { return plans[i].m.Name < plans[j].m.Name })
 	next := maxID
@@ -336,15 +368,6 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 		p.ingress = resolve(m.Ports, m.Ingress)
 		p.egress = resolve(m.Ports, m.Egress)
 		p.selectsA = m.All || m.namesNoPorts()
-		for _, f := range m.Filters {
-			if _, ok := c.filters[f]; !ok {
-				fm, err := ParseFilter(f)
-				if err != nil { // Validate parsed it already
-					return nil, err
-				}
-				c.filters[f] = fm
-			}
-		}
 	}
 	return plans, nil
 }
@@ -509,17 +532,17 @@ func (c *compiler) emitMirror(p *mirrorPlan) {
 		p.status.Selections = append(p.status.Selections, Selection{Index: idx, Port: port, Direction: dir})
 		return idx
 	}
-	next := ActResubmit{afterSelect}
+	next := []Action{ActResubmit{afterSelect}}
 	for _, in := range p.ingress {
 		idx := sel(DirIngress, in.Name)
-		c.add(tSelect, 400, c.cookie(KindSelIngress, id, idx), base.WithInPort(in.OFPort), next)
+		c.addActs(tSelect, 400, c.cookie(KindSelIngress, id, idx), base.WithInPort(in.OFPort), next)
 	}
 	egReg, _ := c.egress.IsReg()
 	for _, eg := range p.egress {
 		idx := sel(DirEgress, eg.Name)
 		em := base.WithReg(egReg, eg.OFPort, ^uint32(0))
 		c.add(tSelect, 300, c.cookie(KindSelExclude, id, idx), em.WithInPort(eg.OFPort))
-		c.add(tSelect, 200, c.cookie(KindSelEgress, id, idx), em, next)
+		c.addActs(tSelect, 200, c.cookie(KindSelEgress, id, idx), em, next)
 	}
 	if len(p.egress) > 0 {
 		idx := sel(DirFlood, "")
@@ -527,7 +550,7 @@ func (c *compiler) emitMirror(p *mirrorPlan) {
 	}
 	if p.selectsA {
 		idx := sel(DirAll, "")
-		c.add(tSelect, 100, c.cookie(KindSelAll, id, idx), base, next)
+		c.addActs(tSelect, 100, c.cookie(KindSelAll, id, idx), base, next)
 	}
 	if len(m.VLANs) > 0 {
 		var set vlanSet
@@ -541,8 +564,8 @@ func (c *compiler) emitMirror(p *mirrorPlan) {
 	}
 	for i, f := range m.Filters {
 		fm := c.filters[f]
-		c.add(tFilter, uint16(40000-i), c.cookie(KindFilter, id, uint32(i)),
-			c.metaID(fm, id), ActResubmit{c.table(tEmit)})
+		c.addActs(tFilter, uint16(40000-i), c.cookie(KindFilter, id, uint32(i)),
+			c.metaID(fm, id), c.toEmit)
 	}
 	c.emitCopy(p)
 }
@@ -552,7 +575,7 @@ type finitePort struct {
 	pv   portVLAN
 }
 
-func (c *compiler) emitFlood(p *mirrorPlan, idx uint32, fm Match, next Action) {
+func (c *compiler) emitFlood(p *mirrorPlan, idx uint32, fm Match, next []Action) {
 	id := p.m.ID
 	var all []uint32
 	var fin []finitePort
@@ -608,20 +631,28 @@ func (c *compiler) emitFlood(p *mirrorPlan, idx uint32, fm Match, next Action) {
 		}
 		return sigAt(v)
 	}
+	// The VLANs of finite ports, in order.
+	var inUnion []uint16
+	for w, bitsw := range union {
+		for bitsw != 0 {
+			b := bits.TrailingZeros64(bitsw)
+			inUnion = append(inUnion, uint16(w*64+b))
+			bitsw &^= 1 << b
+		}
+	}
 	type sigCount struct {
 		s floodSig
 		n int
 	}
-	counts := []sigCount{{allSig, 0}}
-	for v := 0; v < 4096; v++ {
-		s := allSig
-		if union.has(uint16(v)) {
-			s = sigAt(uint16(v))
-		}
+	counts := []sigCount{{allSig, 4096 - len(inUnion)}}
+	sigs := make([]floodSig, len(inUnion))
+	for i, v := range inUnion {
+		s := sigAt(v)
+		sigs[i] = s
 		found := false
-		for i := range counts {
-			if counts[i].s == s {
-				counts[i].n++
+		for j := range counts {
+			if counts[j].s == s {
+				counts[j].n++
 				found = true
 				break
 			}
@@ -644,24 +675,39 @@ func (c *compiler) emitFlood(p *mirrorPlan, idx uint32, fm Match, next Action) {
 			c.add(tSelect, prio, exclCookie, m)
 		case 1:
 			c.add(tSelect, exclPrio, exclCookie, m.WithInPort(s.port))
-			c.add(tSelect, prio, selCookie, m, next)
+			c.addActs(tSelect, prio, selCookie, m, next)
 		default:
-			c.add(tSelect, prio, selCookie, m, next)
+			c.addActs(tSelect, prio, selCookie, m, next)
 		}
 	}
-	for v := 0; v < 4096 && len(fin) > 0; {
-		// Runs of equal signature that differ from the default.
-		s := sig(uint16(v))
-		end := v
-		for end+1 < 4096 && sig(uint16(end+1)) == s {
-			end++
-		}
+	emitRun := func(lo, hi uint16, s floodSig) {
 		if s != def.s {
-			vlanPrefixes(uint16(v), uint16(end), func(uint16) bool { return true }, func(val, mask uint16) {
+			vlanPrefixes(lo, hi, func(uint16) bool { return true }, func(val, mask uint16) {
 				emit(fm.WithReg(c.regs.Meta, uint32(val), uint32(mask)), s, 140, 135)
 			})
 		}
-		v = end + 1
+	}
+	if def.s == allSig {
+		// Only VLANs of finite ports can differ: runs of consecutive
+		// union VLANs with equal signatures.
+		for i := 0; i < len(inUnion); {
+			j := i
+			for j+1 < len(inUnion) && inUnion[j+1] == inUnion[j]+1 && sigs[j+1] == sigs[i] {
+				j++
+			}
+			emitRun(inUnion[i], inUnion[j], sigs[i])
+			i = j + 1
+		}
+	} else {
+		for v := 0; v < 4096; {
+			s := sig(uint16(v))
+			end := v
+			for end+1 < 4096 && sig(uint16(end+1)) == s {
+				end++
+			}
+			emitRun(uint16(v), uint16(end), s)
+			v = end + 1
+		}
 	}
 	if def.s.n > 0 {
 		emit(fm, def.s, 125, 120)
@@ -728,7 +774,7 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 	}
 	sort.Slice(names, func(i, j int) bool { return c.facts.Ports[names[i]].OFPort < c.facts.Ports[names[j]].OFPort })
 	outputs := map[string]bool{}
-	for _, f := range c.flows {
+	for _, f := range c.tables[tClassify] {
 		if Cookie(f.Cookie).Kind() == KindDropOutput {
 			if pt, ok := f.Match.InPort(); ok {
 				outputs[strconv.Itoa(int(pt))] = true

@@ -278,18 +278,18 @@ func TestCompileErrors(t *testing.T) {
 			}
 		})
 	}
-	tooMany := make([]Mirror, 0, 3)
-	for i := 0; i < 3; i++ {
+	tooMany := make([]Mirror, 0, 7)
+	for i := 0; i < 7; i++ {
 		m := ok
 		m.Name = string(rune('a' + i))
-		m.Filters = make([]string, 4000)
+		m.Filters = make([]string, 10000)
 		for j := range m.Filters {
 			m.Filters[j] = "tcp"
 		}
 		tooMany = append(tooMany, m)
 	}
-	if _, err := Compile(Config{}, tooMany, facts); err == nil || !strings.Contains(err.Error(), "12000 filters") {
-		t.Errorf("12000 filters: err = %v", err)
+	if _, err := Compile(Config{}, tooMany, facts); err == nil || !strings.Contains(err.Error(), "70000 filters") {
+		t.Errorf("70000 filters: err = %v", err)
 	}
 }
 

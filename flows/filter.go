@@ -619,8 +619,7 @@ var rejected = map[string]string{
 	"cookie":   "a filter has no cookie",
 }
 
-func tokenize(s string) []token {
-	var toks []token
+func tokenize(s string, toks []token) []token {
 	i := 0
 	for i < len(s) {
 		for i < len(s) && isSep(s[i]) {
@@ -652,7 +651,8 @@ func ParseFilter(s string) (Match, error) {
 	fail := func(t token, err error) (Match, error) {
 		return Match{}, &FilterError{Filter: s, Column: t.col, Token: t.text, Err: err}
 	}
-	toks := tokenize(s)
+	var tokBuf [8]token
+	toks := tokenize(s, tokBuf[:0])
 	if len(toks) == 0 {
 		return Match{}, &FilterError{Filter: s, Err: errors.New("empty filter (use the mirror's selection to mirror everything)")}
 	}
@@ -660,7 +660,8 @@ func ParseFilter(s string) (Match, error) {
 		t   token
 		def fieldDef
 	}
-	var later []deferred
+	var laterBuf [8]deferred
+	later := laterBuf[:0]
 	for _, t := range toks {
 		if !t.hasValue {
 			sh, ok := shorthands[t.name]

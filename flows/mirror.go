@@ -13,9 +13,11 @@ var ErrInvalid = errors.New("invalid")
 
 // Limits enforced by Validate and Compile.
 const (
-	// MaxFilters is the largest number of filters one mirror may carry and
-	// also the per-bridge total Compile accepts.
+	// MaxFilters is the largest number of filters one mirror may carry.
 	MaxFilters = 10000
+	// MaxBridgeFilters is the largest number of filters Compile accepts
+	// over all mirrors of a bridge.
+	MaxBridgeFilters = 65536
 	// MaxMirrors is the largest number of mirrors Compile accepts per bridge.
 	MaxMirrors = 1024
 	// MaxNameLen is the longest mirror name.
@@ -108,7 +110,10 @@ func (m Mirror) namesNoPorts() bool {
 // Validate checks the spec on its own (no bridge facts): name, selection,
 // VLAN ranges, duplicates, filters, output and snaplen. The error names the
 // mirror, the field and the problem, and wraps ErrInvalid.
-func (m Mirror) Validate() error {
+func (m Mirror) Validate() error { return m.validate(nil) }
+
+// validate is Validate; parsed filters are stored in cache when not nil.
+func (m Mirror) validate(cache map[string]Match) error {
 	if m.Name == "" {
 		return m.invalid("name", "name is empty")
 	}
@@ -158,8 +163,15 @@ func (m Mirror) Validate() error {
 		return m.invalid("filters", "%d filters, at most %d", len(m.Filters), MaxFilters)
 	}
 	for i, f := range m.Filters {
-		if _, err := ParseFilter(f); err != nil {
+		if _, ok := cache[f]; ok {
+			continue
+		}
+		fm, err := ParseFilter(f)
+		if err != nil {
 			return &ValidationError{Mirror: m.Name, Field: fmt.Sprintf("filters[%d]", i), Err: err}
+		}
+		if cache != nil {
+			cache[f] = fm
 		}
 	}
 	switch {
