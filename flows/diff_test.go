@@ -138,7 +138,7 @@ func TestCookies(t *testing.T) {
 		{uint64(MakeCookie(1, KindSelIngress, 3, 0)), 7, 700},
 		{uint64(MakeCookie(1, KindSelFlood, 3, 2)), 5, 500},
 		{uint64(MakeCookie(1, KindFilter, 3, 1)), 4, 400},
-		{uint64(MakeCookie(2, KindEmit, 3, 0)), 99, 99},  // other generation
+		{uint64(MakeCookie(2, KindEmit, 3, 0)), 99, 99},    // other generation
 		{uint64(MakeCookie(1, KindPipeline, 0, 0)), 50, 5}, // shared
 		{0x1, 1, 1}, // not ours
 	}
