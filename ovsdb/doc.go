@@ -56,7 +56,10 @@
 // them down after a restart. IsolatePort makes an output port an access
 // port of Config.IsolationVLAN (default 4095, which no host uses) so that
 // NORMAL never floods or forwards to it; OpenFlow output actions still
-// reach it.
+// reach it. Caveat: 4095 is reserved by 802.1Q and no host sends it, but a
+// trunk port that carries all VLANs would still have frames tagged 4095
+// flooded to the isolated port; the flow pipeline can drop such frames at
+// ingress.
 //
 // # API notes for callers
 //
