@@ -620,3 +620,42 @@ func TestDialReconnects(t *testing.T) {
 		waitEvent[Disconnected](t, c, 5*time.Second)
 	}
 }
+
+// TestApplyEncodingErrorAfterFirstChunk: with bundles, encoding overlaps
+// sending; a bad mod late in a large batch discards the open bundle and
+// never commits.
+func TestApplyEncodingErrorAfterFirstChunk(t *testing.T) {
+	checkLeaks(t)
+	c := newTestController(t, Config{})
+	fs := connect(t, c, 5)
+	sw, _ := c.Switch(testCtx(t), 5)
+	mods := testMods(3000)
+	mods[2499].Instructions[0].(*openflow13.InstrActions).Actions[0] = &ofpx.OutputTrunc{Port: 2, MaxLen: 1}
+	done := make(chan error, 1)
+	go func() { done <- sw.Apply(testCtx(t), mods) }()
+	adds := 0
+	for {
+		f := fs.read()
+		et, id, ct, _ := parseBundle(t, f)
+		if et == onfBundleAdd {
+			adds++
+			continue
+		}
+		if ct == bundleOpen {
+			fs.write(bundleControlMsg(frameXID(f), id, bundleOpenReply))
+			continue
+		}
+		if ct != bundleDiscard {
+			t.Fatalf("got bundle control %d after %d adds, want DISCARD", ct, adds)
+		}
+		fs.write(bundleControlMsg(frameXID(f), id, bundleDiscardReply))
+		break
+	}
+	if adds == 0 || adds >= 2499 {
+		t.Errorf("%d adds sent before the bad mod was found, want some but fewer than 2499", adds)
+	}
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "flow mod 2500 of 3000") || !strings.Contains(err.Error(), "nothing changed") {
+		t.Fatalf("Apply error = %v", err)
+	}
+}

@@ -65,43 +65,55 @@ func describeFlowMod(i, n int, fm *openflow13.FlowMod) string {
 // (open, add each mod, barrier; commit only if the switch accepted every
 // message, otherwise discard), so either all take effect or none do. With
 // Config.NoBundles the mods are sent followed by a barrier instead, which
-// is not atomic. Mods that fail to encode are reported before anything is
-// sent. A switch error names the failing flow mod by index and fields.
-// If ctx ends before the commit is sent the bundle is discarded; if it
-// ends after, the outcome is unknown and the error says so.
+// is not atomic. A mod that fails to encode is reported, naming it, and
+// nothing changes (without bundles nothing is sent; with bundles, encoding
+// overlaps sending and the bundle is discarded). A switch error names the
+// failing flow mod by index and fields. If ctx ends before the commit is
+// sent the bundle is discarded; if it ends after, the outcome is unknown
+// and the error says so.
 func (s *Switch) Apply(ctx context.Context, mods []*openflow13.FlowMod) error {
 	if len(mods) == 0 {
 		return nil
+	}
+	for i, fm := range mods {
+		if fm == nil {
+			return fmt.Errorf("apply: flow mod %d of %d is nil", i+1, len(mods))
+		}
 	}
 	c, err := s.ctrl.current(s.dpid)
 	if err != nil {
 		return err
 	}
-	// Encode first so bad input changes nothing.
-	enc := make([][]byte, len(mods))
-	size := 0
-	for i, fm := range mods {
-		if fm == nil {
-			return fmt.Errorf("apply: flow mod %d of %d is nil", i+1, len(mods))
-		}
-		b, err := ofpx.MarshalFlowMod(fm, 0)
-		if err != nil {
-			return fmt.Errorf("apply: %s: %w", describeFlowMod(i, len(mods), fm), err)
-		}
-		if len(b)+24 > MaxFrame {
-			return fmt.Errorf("apply: %s: %d bytes does not fit a bundle add message", describeFlowMod(i, len(mods), fm), len(b))
-		}
-		enc[i] = b
-		size += len(b) + 24
-	}
 	if s.ctrl.cfg.NoBundles {
-		return s.applyPlain(ctx, c, mods, enc, size)
+		return s.applyPlain(ctx, c, mods)
 	}
-	return s.applyBundle(ctx, c, mods, enc, size)
+	return s.applyBundle(ctx, c, mods)
 }
 
-func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.FlowMod, enc [][]byte, size int) error {
+// encodeMod encodes mods[i] with xid, checking it fits a bundle add.
+func encodeMod(mods []*openflow13.FlowMod, i int, xid uint32) ([]byte, error) {
+	b, err := ofpx.MarshalFlowMod(mods[i], xid)
+	if err != nil {
+		return nil, fmt.Errorf("apply: %s: %w", describeFlowMod(i, len(mods), mods[i]), err)
+	}
+	if len(b)+24 > MaxFrame {
+		return nil, fmt.Errorf("apply: %s: %d bytes does not fit a bundle add message", describeFlowMod(i, len(mods), mods[i]), len(b))
+	}
+	return b, nil
+}
+
+func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.FlowMod) error {
 	n := len(mods)
+	enc := make([][]byte, n)
+	size := 0
+	for i := range mods {
+		b, err := encodeMod(mods, i, 0)
+		if err != nil {
+			return err
+		}
+		enc[i] = b
+		size += len(b)
+	}
 	describe := func(i int) string {
 		if i >= 0 && i < n {
 			return describeFlowMod(i, n, mods[i])
@@ -125,7 +137,11 @@ func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.Flo
 	return nil
 }
 
-func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.FlowMod, enc [][]byte, size int) error {
+// applyChunk is how many bytes of bundle messages are queued at a time
+// while the rest are still being encoded.
+const applyChunk = 128 << 10
+
+func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.FlowMod) error {
 	n := len(mods)
 	id := c.bundleID.Add(1)
 	// xids: lo = open, lo+1..lo+n = adds (inner xid equal), lo+n+1 =
@@ -147,14 +163,36 @@ func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.Fl
 		return fmt.Errorf("switch %016x: apply %d flow mods: %w", s.dpid, n, err)
 	}
 	lo := o.lo
-	buf := make([]byte, 0, size+24+8)
+	sent := false
+	abort := func(err error) error {
+		if sent {
+			s.discard(c, id)
+		}
+		c.forget(o)
+		return fmt.Errorf("%w (bundle discarded, nothing changed)", err)
+	}
+	// Encode and queue in chunks so the switch parses while we encode.
+	buf := make([]byte, 0, applyChunk+MaxFrame)
 	buf = append(buf, bundleControlMsg(lo, id, bundleOpen)...)
-	for i, b := range enc {
+	for i := range mods {
 		xid := lo + 1 + uint32(i)
-		binary.BigEndian.PutUint32(b[4:], xid) // inner xid == bundle add xid
+		b, err := encodeMod(mods, i, xid) // inner xid == bundle add xid
+		if err != nil {
+			return abort(err)
+		}
 		if buf, err = appendBundleAdd(buf, xid, id, b); err != nil {
-			c.forget(o)
-			return fmt.Errorf("apply: %s: %w", describeFlowMod(i, n, mods[i]), err)
+			return abort(fmt.Errorf("apply: %s: %w", describeFlowMod(i, n, mods[i]), err))
+		}
+		if len(buf) >= applyChunk {
+			if err := ctx.Err(); err != nil {
+				return abort(fmt.Errorf("switch %016x: apply %d flow mods: %w", s.dpid, n, err))
+			}
+			if err := c.send(buf); err != nil {
+				c.forget(o)
+				return fmt.Errorf("switch %016x: apply %d flow mods: nothing changed: %w", s.dpid, n, err)
+			}
+			sent = true
+			buf = buf[:0]
 		}
 	}
 	buf = append(buf, newMsg(typeBarrierRequest, lo+uint32(n)+1, 0)...)
