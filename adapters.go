@@ -104,6 +104,18 @@ func (a *ovsdbAdapter) RemovePort(ctx context.Context, bridge, name string) erro
 	return err
 }
 
+func (a *ovsdbAdapter) IsolatePort(ctx context.Context, bridge, name string) error {
+	return a.cl.IsolatePort(ctx, bridge, name)
+}
+
+func (a *ovsdbAdapter) UnisolatePort(ctx context.Context, bridge, name string) error {
+	err := a.cl.UnisolatePort(ctx, bridge, name)
+	if errors.Is(err, ovsdb.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 func (a *ovsdbAdapter) TakeOver(ctx context.Context, bridge string) (string, error) {
 	return a.cl.TakeOver(ctx, bridge, a.mode)
 }
@@ -315,6 +327,9 @@ func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Pr
 			err := st.Err
 			if err == nil {
 				err = errors.New("not installed")
+			}
+			if errors.Is(err, flows.ErrConflict) {
+				err = fmt.Errorf("%w: %w", ErrConflict, err)
 			}
 			prog.Inactive[name] = err
 		}

@@ -17,6 +17,11 @@ import (
 // such bridge.
 var ErrNoBridge = errors.New("no such bridge")
 
+// ErrConflict is wrapped by Program.Inactive errors of mirrors that cannot
+// be installed together with the others (e.g. their output is selected by
+// another mirror). Adding such a mirror is rejected.
+var ErrConflict = errors.New("conflicts with another mirror")
+
 // Bridge is what the Manager needs to know about one OVS bridge.
 type Bridge struct {
 	Name       string
@@ -79,6 +84,11 @@ type PortManager interface {
 	// RemovePort removes a port flowspan created. Removing a port that is
 	// already gone is not an error.
 	RemovePort(ctx context.Context, bridge, name string) error
+	// IsolatePort keeps NORMAL from forwarding or flooding to an existing
+	// port used as an output (its VLAN settings are recorded);
+	// UnisolatePort restores them.
+	IsolatePort(ctx context.Context, bridge, name string) error
+	UnisolatePort(ctx context.Context, bridge, name string) error
 }
 
 // Handover points a bridge at flowspan and back.

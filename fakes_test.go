@@ -381,7 +381,7 @@ func (o *fakeOVSDB) CreatePort(_ context.Context, bridge string, p OutputPort) (
 	if p.Tunnel != nil {
 		typ = p.Tunnel.Type
 	}
-	b.Ports[p.Name] = Port{Name: p.Name, OFPort: o.nextOF, Type: typ, Flowspan: true}
+	b.Ports[p.Name] = Port{Name: p.Name, OFPort: o.nextOF, Type: typ, Flowspan: true, Isolated: true}
 	o.log = append(o.log, "create "+p.Name)
 	return o.nextOF, nil
 }
@@ -398,6 +398,32 @@ func (o *fakeOVSDB) RemovePort(_ context.Context, bridge, name string) error {
 	}
 	delete(b.Ports, name)
 	o.log = append(o.log, "remove "+name)
+	return nil
+}
+
+func (o *fakeOVSDB) IsolatePort(_ context.Context, bridge, name string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, ok := o.bridges[bridge].Ports[name]
+	if !ok {
+		return fmt.Errorf("port %q: not found", name)
+	}
+	p.Isolated = true
+	o.bridges[bridge].Ports[name] = p
+	o.log = append(o.log, "isolate "+name)
+	return nil
+}
+
+func (o *fakeOVSDB) UnisolatePort(_ context.Context, bridge, name string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, ok := o.bridges[bridge].Ports[name]
+	if !ok || !p.Isolated {
+		return nil
+	}
+	p.Isolated = false
+	o.bridges[bridge].Ports[name] = p
+	o.log = append(o.log, "unisolate "+name)
 	return nil
 }
 

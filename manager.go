@@ -127,6 +127,25 @@ func New(cfg Config) (*Manager, error) {
 				status: api.Status{State: api.StatePending, Detail: "not reconciled yet"}}
 			m.bridge(sm.Spec.Bridge)
 		}
+		// Mirrors without an id (a hand-written state file) get one; ids
+		// must be unique per bridge.
+		names := make([]string, 0, len(m.mirrors))
+		for n := range m.mirrors {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		seen := map[string]map[uint32]bool{}
+		for _, n := range names {
+			mi := m.mirrors[n]
+			if seen[mi.spec.Bridge] == nil {
+				seen[mi.spec.Bridge] = map[uint32]bool{}
+			}
+			if mi.id == 0 || seen[mi.spec.Bridge][mi.id] {
+				mi.id = 0
+				mi.id = m.allocIDLocked(mi.spec.Bridge)
+			}
+			seen[mi.spec.Bridge][mi.id] = true
+		}
 	}
 	return m, nil
 }
@@ -368,6 +387,23 @@ func (m *Manager) syncLocked(ctx context.Context, b *bridgeState, mirrors []*mir
 
 	if len(mirrors) == 0 {
 		return m.drainLocked(ctx, b)
+	}
+	// Outputs that are existing ports stay isolated from NORMAL (a port
+	// re-created or re-configured since is isolated again).
+	for _, mi := range mirrors {
+		out := mi.spec.Output.Port
+		if out == "" || mi.createdPort != "" || !needsIsolation(facts.Ports[out]) {
+			continue
+		}
+		if err := m.cfg.OVSDB.IsolatePort(ctx, b.name, out); err != nil {
+			log.WithError(err).WithField("port", out).Warn("isolating output port failed")
+			continue
+		}
+		log.WithField("port", out).Info("output port isolated from NORMAL")
+		if f, err := m.cfg.OVSDB.Bridge(ctx, b.name); err == nil {
+			facts = f
+			b.facts = f
+		}
 	}
 	if err := m.takeOverLocked(ctx, b); err != nil {
 		setAll(api.Status{State: api.StateError, Detail: err.Error()})

@@ -654,3 +654,74 @@ func TestNextGeneration(t *testing.T) {
 		}
 	}
 }
+
+// TestStateWithoutIDs: a hand-written state file without ids (or with
+// duplicates) gets unique ids per bridge.
+func TestStateWithoutIDs(t *testing.T) {
+	e := newEnv(t)
+	s2 := spec1()
+	s2.Name, s2.Ports = "m2", []string{"p2"}
+	s3 := spec1()
+	s3.Name, s3.Ports = "m3", []string{"p3"}
+	if err := saveState(e.state, stateFile{Mirrors: []stateMirror{
+		{Spec: spec1(), Origin: api.OriginAPI}, {Spec: s2, Origin: api.OriginAPI, ID: 1}, {Spec: s3, Origin: api.OriginAPI, ID: 1},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.start()
+	ids := map[uint32]string{}
+	m.mu.Lock()
+	for n, mi := range m.mirrors {
+		if other, dup := ids[mi.id]; dup || mi.id == 0 {
+			t.Errorf("mirror %s id %d (also %s)", n, mi.id, other)
+		}
+		ids[mi.id] = n
+	}
+	m.mu.Unlock()
+	eventually(t, "all three active", func() bool {
+		l, _ := m.Mirrors(context.Background())
+		for _, x := range l {
+			if x.Status.State != api.StateActive {
+				return false
+			}
+		}
+		return len(l) == 3
+	})
+}
+
+// TestOutputIsolation: an existing output port is isolated from NORMAL
+// while a mirror uses it, restored after; a failed add restores it too.
+func TestOutputIsolation(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	isolated := func() bool {
+		b, _ := e.db.snapshot()
+		return b["br0"].Ports["mon"].Isolated
+	}
+	e.ctl.sw(1).setFail(errors.New("no"))
+	if _, err := e.m.AddMirror(context.Background(), spec1(), api.OriginAPI); err == nil {
+		t.Fatal("add succeeded")
+	}
+	if isolated() {
+		t.Fatal("failed add left the output isolated")
+	}
+	e.add(spec1())
+	s2 := spec1()
+	s2.Name, s2.Ports = "m2", []string{"p2"}
+	e.add(s2)
+	if !isolated() {
+		t.Fatal("output not isolated")
+	}
+	if err := e.m.DeleteMirror(context.Background(), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if !isolated() {
+		t.Fatal("output un-isolated while m2 still uses it")
+	}
+	if err := e.m.DeleteMirror(context.Background(), "m2"); err != nil {
+		t.Fatal(err)
+	}
+	if isolated() {
+		t.Fatal("output still isolated after its last mirror went")
+	}
+}

@@ -247,6 +247,21 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
 		}
 	}
+	if out := spec.Output.Port; out != "" && !createsPort(spec) && needsIsolation(facts.Ports[out]) {
+		if err := m.cfg.OVSDB.IsolatePort(ctx, spec.Bridge, out); err != nil {
+			rollback()
+			return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
+		}
+		undo = append(undo, func() {
+			if err := m.cfg.OVSDB.UnisolatePort(bg, spec.Bridge, out); err != nil {
+				log.WithError(err).Warn("rollback: un-isolating output port failed")
+			}
+		})
+		if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+			rollback()
+			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+		}
+	}
 	b.facts, b.dpid = facts, facts.DatapathID
 	mirrors := append(m.mirrorsOf(spec.Bridge), mi)
 	sort.Slice(mirrors, func(i, j int) bool { return mirrors[i].spec.Name < mirrors[j].spec.Name })
@@ -255,9 +270,9 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		rollback()
 		return nil, api.WithCode(api.CodeInvalid, fmt.Errorf("mirror %q: %w", spec.Name, err))
 	}
-	if miss := prog.Missing[spec.Name]; strict && len(miss) > 0 {
+	if err := prog.Inactive[spec.Name]; strict && errors.Is(err, ErrConflict) {
 		rollback()
-		return nil, invalidf("mirror %q: ports %v have no OpenFlow port number on bridge %s", spec.Name, miss, spec.Bridge)
+		return nil, invalidf("mirror %q: %w", spec.Name, err)
 	}
 
 	if err := m.takeOverLocked(ctx, b); err != nil {
@@ -373,8 +388,33 @@ func (m *Manager) deleteLocked(ctx context.Context, name string) error {
 		return err
 	}
 	m.removeCreatedPortLocked(ctx, mi)
+	m.unisolateLocked(ctx, mi)
 	m.log.WithFields(logrus.Fields{"mirror": name, "bridge": b.name}).Info("mirror deleted")
 	return nil
+}
+
+// needsIsolation reports whether an existing output port must be kept from
+// NORMAL forwarding: ports without an access tag (an access-tagged output
+// is tagged like the native Mirror's and left as it is).
+func needsIsolation(p Port) bool {
+	return p.Name != "" && p.Tag == 0 && !p.Isolated
+}
+
+// unisolateLocked restores an existing output port of a deleted mirror when
+// no other mirror outputs to it.
+func (m *Manager) unisolateLocked(ctx context.Context, mi *mirror) {
+	out := mi.spec.Output.Port
+	if out == "" || mi.createdPort != "" {
+		return
+	}
+	for _, other := range m.mirrorsOf(mi.spec.Bridge) {
+		if other.spec.Output.Port == out {
+			return
+		}
+	}
+	if err := m.cfg.OVSDB.UnisolatePort(ctx, mi.spec.Bridge, out); err != nil {
+		m.log.WithError(err).WithFields(logrus.Fields{"mirror": mi.spec.Name, "port": out}).Warn("restoring output port's VLAN settings failed")
+	}
 }
 
 func (m *Manager) removeCreatedPortLocked(ctx context.Context, mi *mirror) {
@@ -523,6 +563,7 @@ func (m *Manager) Release(ctx context.Context, bridge string) (api.ReleaseResult
 	b.installed, b.synced, b.sw = nil, false, nil
 	for _, mi := range gone {
 		m.removeCreatedPortLocked(ctx, mi)
+		m.unisolateLocked(ctx, mi)
 		res.Deleted = append(res.Deleted, mi.spec.Name)
 	}
 	// Release even if we never took it over in this run: a previous run may have.
