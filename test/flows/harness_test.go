@@ -40,9 +40,10 @@ var hostDefs = []struct {
 }
 
 type bench struct {
-	l     *lab.Lab
-	hosts map[string]*lab.Host
-	mac   map[string]net.HardwareAddr
+	macTable int // flowspan's learned-MAC table
+	l        *lab.Lab
+	hosts    map[string]*lab.Host
+	mac      map[string]net.HardwareAddr
 }
 
 func newBench(t *testing.T, outputs map[string]int) *bench {
@@ -216,7 +217,7 @@ func (b *bench) run(t *testing.T, flowspan bool) {
 				return fmt.Errorf("step %d: bridge has not learned %s in VLAN %d:\n%s", i+1, mac, s.learn.vlan, out)
 			}
 			if flowspan {
-				out, err := b.l.Ofctl("-O", "OpenFlow13", "dump-flows", "br0", "table=3,dl_dst="+mac)
+				out, err := b.l.Ofctl("-O", "OpenFlow13", "dump-flows", "br0", fmt.Sprintf("table=%d,dl_dst=%s", b.macTable, mac))
 				if err != nil {
 					return err
 				}
@@ -256,14 +257,15 @@ func (b *bench) facts(t *testing.T, isolated map[string]bool) flows.BridgeFacts 
 
 // install compiles mirrors and installs the flows in one bundle with
 // ovs-ofctl, then checks the switch holds exactly those flows.
-func (b *bench) install(t *testing.T, mirrors []flows.Mirror, isolated map[string]bool) *flows.Result {
+func (b *bench) install(t *testing.T, cfg flows.Config, mirrors []flows.Mirror, isolated map[string]bool, host ...string) *flows.Result {
 	t.Helper()
 	for name := range isolated {
 		// What ovsdb.IsolatePort does: an unused access VLAN keeps NORMAL
 		// from flooding to the output port.
 		b.l.MustVsctl(t, "set", "Port", name, "tag=4095")
 	}
-	res, err := flows.Compile(flows.Config{}, mirrors, b.facts(t, isolated))
+	b.macTable = int(cfg.TableBase) + 3
+	res, err := flows.Compile(cfg, mirrors, b.facts(t, isolated))
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
@@ -272,14 +274,19 @@ func (b *bench) install(t *testing.T, mirrors []flows.Mirror, isolated map[strin
 			t.Fatalf("mirror %s not active: %v", name, st.Err)
 		}
 	}
-	installFlows(t, b.l, res.Flows)
+	installFlows(t, b.l, res.Flows, host...)
 	return res
 }
 
-func installFlows(t *testing.T, l *lab.Lab, fl []flows.Flow) {
+// installFlows installs fl and the extra flow lines (a host pipeline).
+func installFlows(t *testing.T, l *lab.Lab, fl []flows.Flow, extra ...string) {
 	t.Helper()
 	var sb strings.Builder
-	want := make([]string, 0, len(fl))
+	want := make([]string, 0, len(fl)+len(extra))
+	for _, e := range extra {
+		sb.WriteString(e + "\n")
+		want = append(want, e)
+	}
 	for _, f := range fl {
 		text, err := f.MarshalText()
 		if err != nil {
@@ -292,6 +299,9 @@ func installFlows(t *testing.T, l *lab.Lab, fl []flows.Flow) {
 	file := filepath.Join(t.TempDir(), "flows.txt")
 	if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if out, err := l.Ofctl("-O", "OpenFlow13", "del-flows", "br0"); err != nil {
+		t.Fatalf("del-flows: %v: %s", err, out)
 	}
 	if out, err := l.Ofctl("-O", "OpenFlow13", "--bundle", "add-flows", "br0", file); err != nil {
 		t.Fatalf("ovs-ofctl add-flows rejected the compiled flows: %v\n%s", err, out)

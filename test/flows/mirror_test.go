@@ -25,6 +25,10 @@ type compareCase struct {
 	// nativeHas, when set, must match at least 3 native packets (e.g. the
 	// RSPAN copies among forwarded traffic).
 	nativeHas func(lab.Packet) bool
+	// cfg and host: embedding mode, with a host pipeline around flowspan's
+	// tables.
+	cfg  flows.Config
+	host []string
 }
 
 func TestCompareWithNativeMirror(t *testing.T) {
@@ -91,6 +95,14 @@ func TestCompareWithNativeMirror(t *testing.T) {
 		{name: "snaplen-access-output", outputs: map[string]int{"mirror0": 30},
 			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0", Snaplen: 60}},
 			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}, Snaplen: 60}}, wantMin: 18},
+		{name: "embedded", outputs: out,
+			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"t1"}, SelectDst: []string{"a2", "n1"}, SelectVLAN: []int{10, 20}, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", Ingress: []string{"t1"}, Egress: []string{"a2", "n1"}, VLANs: []uint16{10, 20}, Output: flows.Output{Port: "mirror0"}}},
+			cfg:     flows.Config{TableBase: 20, ContinueTable: 40, Registers: &flows.Registers{Meta: 3, Egress: 4}, Generation: 7},
+			host: []string{
+				"cookie=0x1, priority=1 actions=goto_table:20",
+				"cookie=0x1, table=40, priority=1 actions=NORMAL",
+			}, wantMin: 6},
 		{name: "rspan", outputs: map[string]int{}, capture: []string{"t1", "a1"},
 			native:  []lab.NativeMirror{{Name: "m", SelectSrc: []string{"a2"}, SelectDst: []string{"a3"}, OutputVLAN: 30}},
 			mirrors: []flows.Mirror{{Name: "m", Ingress: []string{"a2"}, Egress: []string{"a3"}, Output: flows.Output{VLAN: 30}}}, wantMin: 15,
@@ -131,7 +143,7 @@ func compare(t *testing.T, tc compareCase) {
 			isolated[p] = true
 		}
 	}
-	b.install(t, tc.mirrors, isolated)
+	b.install(t, tc.cfg, tc.mirrors, isolated, tc.host...)
 	got := b.capture(t, true, ports...)
 	total, has := 0, 0
 	for _, p := range ports {
