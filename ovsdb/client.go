@@ -399,6 +399,12 @@ func (c *Client) closeConn() {
 // the monitor (which fills a fresh cache). On a monitor failure the
 // connection is torn down before returning.
 func (c *Client) connectOnce() error {
+	// A notification still pending here belongs to a connection already
+	// torn down.
+	select {
+	case <-c.disc:
+	default:
+	}
 	ctx, cancel := context.WithTimeout(c.bgCtx, c.cfg.ConnectTimeout)
 	defer cancel()
 	if err := c.ovs.Connect(ctx); err != nil {

@@ -157,7 +157,14 @@ func TestLabBridgeFactsAndWatch(t *testing.T) {
 		t.Fatalf("ovs-vsctl ofport of h1 = %d, want %d", got, newOF)
 	}
 
-	// Bridge re-created.
+	// Bridge re-created in one transaction: same name, new row.
+	old := f.UUID
+	l.MustVsctl(t, "del-br", "br0", "--", "add-br", "br0", "--", "set", "Bridge", "br0", "datapath_type=netdev")
+	waitChange(t, watch, "bridge re-created", func(c ovsdb.Change) bool { return c.Kind&ovsdb.BridgeRecreated != 0 })
+	if nf, err := c.Bridge(ctx, "br0"); err != nil || nf.UUID == old || len(nf.Ports) != 1 {
+		t.Errorf("re-created bridge facts = %+v, %v", nf, err)
+	}
+	// Bridge deleted, then added.
 	l.MustVsctl(t, "del-br", "br0")
 	waitChange(t, watch, "bridge removed", func(c ovsdb.Change) bool { return c.Kind&ovsdb.BridgeRemoved != 0 })
 	l.AddBridge(t, "br0")
