@@ -42,7 +42,7 @@ type ScaleSize struct {
 func fullConfig() Config {
 	return Config{
 		ProgramSizes:     []int{1000, 10000, 50000},
-		ProgramReps:      []int{7, 5, 3},
+		ProgramReps:      []int{9, 7, 5},
 		FirstPacketReps:  5,
 		FirstPacketLimit: 5 * time.Second,
 		DatapathReps:     3,
@@ -61,7 +61,7 @@ func smokeConfig() Config {
 		ProgramSizes:     []int{200},
 		ProgramReps:      []int{1},
 		FirstPacketReps:  1,
-		FirstPacketLimit: 3 * time.Second,
+		FirstPacketLimit: 1 * time.Second,
 		DatapathReps:     1,
 		IperfTime:        1 * time.Second,
 		SmallPktTime:     500 * time.Millisecond,

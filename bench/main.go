@@ -115,6 +115,7 @@ func runAll(_ context.Context, cfg *Config) *Report {
 		err := runScenario(s.name, cfg.Log, func(t lab.T) { s.run(t, cfg, rep) })
 		if err != nil {
 			rep.Note("section %s stopped early: %v", s.name, err)
+			rep.markUnmeasured(s.name, "section stopped early: "+err.Error())
 		}
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "bench: section %s took %s\n", s.name, time.Since(t0).Round(time.Millisecond))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -79,9 +80,11 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 		}
 		rows := map[string]*Row{}
 		cpu := map[string][]float64{}
+		var alloc []float64 // bytes flowspan's controller allocated per install
 		for _, in := range ins {
 			rows[in.name] = rep.Add(secProgram, cs, in.name, Duration)
 			rows[in.name].NA = in.na
+			rows[in.name].Units = float64(n)
 			if in.close != nil {
 				defer in.close()
 			}
@@ -108,7 +111,16 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 				if err != nil {
 					t.Fatalf("%v", err)
 				}
+				var m0, m1 runtime.MemStats
+				if in.name == subjFlowspan {
+					runtime.GC()
+					runtime.ReadMemStats(&m0)
+				}
 				d, err := in.install(ctx)
+				if in.name == subjFlowspan {
+					runtime.ReadMemStats(&m1)
+					alloc = append(alloc, float64(m1.TotalAlloc-m0.TotalAlloc))
+				}
 				if err != nil {
 					if in.name == subjFlowspan {
 						rows[in.name].NA = "failed: " + err.Error()
@@ -129,7 +141,11 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 		for name, row := range rows {
 			if m, ok := median(row.Samples); ok && row.NA == "" {
 				c, _ := median(cpu[name])
-				row.Extra = fmt.Sprintf("(%.1f µs/flow; vswitchd CPU %s)", m*1e6/float64(n), Duration.format(c))
+				row.Extra = fmt.Sprintf("(%.1f µs/flow; vswitchd CPU %s", m*1e6/float64(n), Duration.format(c))
+				if a, ok := median(alloc); ok && name == subjFlowspan {
+					row.Extra += fmt.Sprintf("; controller allocated %s", Bytes.format(a))
+				}
+				row.Extra += ")"
 			}
 		}
 		clearBenchFlows(t, l)

@@ -70,6 +70,11 @@ type Row struct {
 	NA string
 	// Extra is shown after the median (e.g. vswitchd CPU time).
 	Extra string
+	// Target, when set, is a bound on the median itself (e.g. ≤ 1 s).
+	Target Target
+	// Units is the amount of work of the case (flows, filters), for the
+	// growth notes; 0 = none.
+	Units float64
 	// Limit is the most a run waited (Duration rows); a run that saw no
 	// result within it adds +Inf, shown as "> Limit".
 	Limit float64
@@ -101,6 +106,16 @@ func (r *Report) Add(section, cs, subject string, kind Kind) *Row {
 // Note appends a line printed under the table.
 func (r *Report) Note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// markUnmeasured gives every row of section that has neither samples nor
+// a reason the reason why.
+func (r *Report) markUnmeasured(section, why string) {
+	for _, row := range r.Rows {
+		if row.Section == section && row.NA == "" && len(row.Samples) == 0 {
+			row.NA = why
+		}
+	}
 }
 
 func (r *Report) find(section, cs, subject string) *Row {
@@ -184,11 +199,33 @@ func (q RatioResult) cell() string {
 	return s
 }
 
+func (row *Row) targetCell() string {
+	t := fmt.Sprintf("target %s %s", map[string]string{">=": "≥", "<=": "≤"}[row.Target.Op], row.Kind.format(row.Target.Value))
+	m, ok := row.median()
+	switch {
+	case !ok || math.IsInf(m, 0):
+		return t + ": n/a"
+	case row.Target.Met(m):
+		return t + ": met"
+	}
+	return t + ": NOT met"
+}
+
 var header = []string{"#", "case", "subject", "median", "min–max", "runs", "ratio (target)"}
 
-func (r *Report) cells() [][]string {
+func (r *Report) cells() ([][]string, []string) {
 	ratios := r.Evaluate()
 	var out [][]string
+	var foot []string
+	footnote := func(why string) string {
+		for i, f := range foot {
+			if f == why {
+				return fmt.Sprintf("[%d]", i+1)
+			}
+		}
+		foot = append(foot, why)
+		return fmt.Sprintf("[%d]", len(foot))
+	}
 	for _, row := range r.Rows {
 		var rs []string
 		for _, q := range ratios {
@@ -215,17 +252,21 @@ func (r *Report) cells() [][]string {
 			if why == "" {
 				why = "no samples"
 			}
-			c = append(c, "not available ("+why+")", "", "0")
+			c = append(c, "not available "+footnote(why), "", "0")
+		}
+		if row.Target.Op != "" {
+			rs = append(rs, row.targetCell())
 		}
 		c = append(c, strings.Join(rs, "; "))
 		out = append(out, c)
 	}
-	return out
+	return out, foot
 }
 
 // WriteText prints the table with aligned columns, for a terminal.
 func (r *Report) WriteText(w io.Writer) error {
-	rows := append([][]string{header}, r.cells()...)
+	cells, foot := r.cells()
+	rows := append([][]string{header}, cells...)
 	width := make([]int, len(header))
 	for _, row := range rows {
 		for i, c := range row[:len(row)-1] {
@@ -246,7 +287,10 @@ func (r *Report) WriteText(w io.Writer) error {
 			b.WriteString(strings.Repeat("-", 100) + "\n")
 		}
 	}
-	for _, n := range r.Notes {
+	for i, f := range foot {
+		fmt.Fprintf(&b, "[%d] not available: %s\n", i+1, f)
+	}
+	for _, n := range append(r.growth(), r.Notes...) {
 		b.WriteString("* " + n + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
@@ -259,13 +303,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString("|" + strings.Repeat("---|", len(header)) + "\n")
-	for _, row := range r.cells() {
+	cells, foot := r.cells()
+	for _, row := range cells {
 		for i := range row {
 			row[i] = strings.ReplaceAll(row[i], "|", "\\|")
 		}
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
 	b.WriteString("\n### Targets\n\n")
+	for _, row := range r.Rows {
+		if row.Target.Op != "" {
+			fmt.Fprintf(&b, "- %s, %s, %s: %s\n", row.Section, row.Case, row.Subject, row.targetCell())
+		}
+	}
 	for _, q := range r.Evaluate() {
 		if q.Target.Op == "" {
 			continue
@@ -278,6 +328,18 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 		}
 		fmt.Fprintf(&b, "- %s, %s: %s — %s\n", q.Section, q.Case, q.cell(), status)
+	}
+	if len(foot) > 0 {
+		b.WriteString("\n### Not available\n\n")
+		for i, f := range foot {
+			fmt.Fprintf(&b, "%d. %s\n", i+1, strings.ReplaceAll(f, "\n", " "))
+		}
+	}
+	if g := r.growth(); len(g) > 0 {
+		b.WriteString("\n### Growth\n\n")
+		for _, n := range g {
+			b.WriteString("- " + n + "\n")
+		}
 	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n### Notes\n\n")
@@ -314,4 +376,66 @@ func thousands(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// growth describes, for each subject measured at several sizes, how its
+// cost grows with the work: per-unit time for durations (flat = linear),
+// the values themselves for memory.
+func (r *Report) growth() []string {
+	type key struct{ section, subject string }
+	var order []key
+	by := map[key][]*Row{}
+	for _, row := range r.Rows {
+		if row.Units <= 0 {
+			continue
+		}
+		k := key{row.Section, row.Subject}
+		if _, ok := by[k]; !ok {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], row)
+	}
+	var out []string
+	for _, k := range order {
+		rows := by[k]
+		var parts []string
+		var first, last float64
+		var firstU, lastU float64
+		n := 0
+		for _, row := range rows {
+			m, ok := row.median()
+			if !ok || math.IsInf(m, 0) {
+				continue
+			}
+			if row.Kind == Duration {
+				parts = append(parts, fmt.Sprintf("%s: %.1f µs per unit", row.Case, m*1e6/row.Units))
+			} else {
+				parts = append(parts, fmt.Sprintf("%s: %s", row.Case, row.Kind.format(m)))
+			}
+			if n == 0 {
+				first, firstU = m, row.Units
+			}
+			last, lastU = m, row.Units
+			n++
+		}
+		if n < 2 {
+			continue
+		}
+		verdict := ""
+		if rows[0].Kind == Duration {
+			g := (last / lastU) / (first / firstU)
+			switch {
+			case g > 1.5:
+				verdict = fmt.Sprintf("per-unit cost ×%.2f from smallest to largest: worse than linear", g)
+			case g < 0.67:
+				verdict = fmt.Sprintf("per-unit cost ×%.2f from smallest to largest: better than linear (fixed costs dominate small sizes)", g)
+			default:
+				verdict = fmt.Sprintf("per-unit cost ×%.2f from smallest to largest: about linear", g)
+			}
+		} else {
+			verdict = fmt.Sprintf("×%.2f for ×%.1f the work", last/first, lastU/firstU)
+		}
+		out = append(out, fmt.Sprintf("%s, %s — %s; %s", k.section, k.subject, strings.Join(parts, ", "), verdict))
+	}
+	return out
 }
