@@ -294,9 +294,15 @@ func (c *Controller) Dial(ctx context.Context, s string) error {
 	if t.scheme == "ssl" && c.cfg.TLS == nil {
 		return fmt.Errorf("target %q: ssl needs Config.TLS", s)
 	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
 	lctx, cancel := context.WithCancel(c.ctx)
 	stop := context.AfterFunc(ctx, cancel)
-	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		defer stop()
