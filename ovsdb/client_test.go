@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+	logrustest "github.com/sirupsen/logrus/hooks/test"
 	"go.uber.org/goleak"
 
 	"github.com/flowspan/flowspan/ovsdb/vswitchd"
@@ -429,5 +431,30 @@ func TestWaitOFPortFailed(t *testing.T) {
 	defer cancel()
 	if _, err := c.WaitOFPort(short, "br1", "slow"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitOFPort without vswitchd = %v, want deadline", err)
+	}
+}
+
+// TestLibovsdbLogsThroughConfigLogger: libovsdb's own log lines arrive at
+// the injected logger (at Debug), not at its global default.
+func TestLibovsdbLogsThroughConfigLogger(t *testing.T) {
+	m := newMemDB(t)
+	l, hook := logrustest.NewNullLogger()
+	l.SetLevel(logrus.TraceLevel)
+	c := dialMem(t, m, Config{Logger: l})
+	c.Close()
+	var lib int
+	for _, e := range hook.AllEntries() {
+		if e.Data["component"] == "libovsdb" {
+			lib++
+			if e.Level < logrus.DebugLevel {
+				t.Errorf("libovsdb line at level %v: %s", e.Level, e.Message)
+			}
+			if e.Data["ovsdb"] != "unix:"+m.Socket {
+				t.Errorf("libovsdb line without the endpoint field: %v", e.Data)
+			}
+		}
+	}
+	if lib == 0 {
+		t.Fatalf("no libovsdb log line reached the injected logger (%d entries)", len(hook.AllEntries()))
 	}
 }
