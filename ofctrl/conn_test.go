@@ -659,3 +659,32 @@ func TestApplyEncodingErrorAfterFirstChunk(t *testing.T) {
 		t.Fatalf("Apply error = %v", err)
 	}
 }
+
+func TestOversizedAndTruncatedFrames(t *testing.T) {
+	t.Run("oversized", func(t *testing.T) {
+		checkLeaks(t)
+		c := newTestController(t, Config{MaxFrame: 100})
+		fs := connect(t, c, 5)
+		waitEvent[Connected](t, c, 5*time.Second)
+		fs.write(newMsg(typeEchoRequest, 1, 200))
+		ev := waitEvent[Disconnected](t, c, 5*time.Second)
+		if !errors.Is(ev.Err, ErrFrame) || !strings.Contains(ev.Err.Error(), "exceeds the 100-byte limit") {
+			t.Fatalf("Disconnected error %v", ev.Err)
+		}
+		if s := c.Stats(); s.DecodeErrors != 1 {
+			t.Errorf("DecodeErrors = %d", s.DecodeErrors)
+		}
+	})
+	t.Run("truncated", func(t *testing.T) {
+		checkLeaks(t)
+		c := newTestController(t, Config{})
+		fs := connect(t, c, 5)
+		waitEvent[Connected](t, c, 5*time.Second)
+		fs.write(newMsg(typeEchoRequest, 1, 100)[:50])
+		fs.nc.Close()
+		ev := waitEvent[Disconnected](t, c, 5*time.Second)
+		if !errors.Is(ev.Err, ErrFrame) || !strings.Contains(ev.Err.Error(), "truncated") {
+			t.Fatalf("Disconnected error %v", ev.Err)
+		}
+	})
+}

@@ -384,3 +384,31 @@ func TestIntegrationVswitchdRestart(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+func TestIntegrationNoBundles(t *testing.T) {
+	l, dpid := newLabBridge(t)
+	checkLeaks(t)
+	c := New(Config{Logger: testLogger(t), NoBundles: true})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := c.Switch(ctx, dpid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Apply(ctx, testFlows(1000, 1, 0x100)); err != nil {
+		t.Fatal(err)
+	}
+	if got := countFlows(t, l, 1); got != 1000 {
+		t.Fatalf("%d flows, want 1000", got)
+	}
+	bad := ofpx.NewFlowMod(ofpx.FlowAdd, 5)
+	bad.AddInstruction(openflow13.NewInstrGotoTable(3))
+	err = sw.Apply(ctx, []*openflow13.FlowMod{bad})
+	if !errors.Is(err, &SwitchError{Type: 3, Code: 2}) || !strings.Contains(err.Error(), "flow mod 1 of 1") {
+		t.Fatalf("Apply(goto_table backwards) = %v, want OFPBIC_BAD_TABLE_ID naming flow mod 1", err)
+	}
+}
