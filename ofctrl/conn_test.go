@@ -688,3 +688,28 @@ func TestOversizedAndTruncatedFrames(t *testing.T) {
 		}
 	})
 }
+
+// TestHandshakeTimeout: a peer that never answers HELLO/FEATURES is
+// dropped after HandshakeTimeout and never reported as connected.
+func TestHandshakeTimeout(t *testing.T) {
+	for _, stage := range []string{"hello", "features"} {
+		t.Run(stage, func(t *testing.T) {
+			checkLeaks(t)
+			c := newTestController(t, Config{HandshakeTimeout: 50 * time.Millisecond})
+			fs := attach(t, c)
+			fs.read() // our HELLO
+			if stage == "features" {
+				fs.write(helloMsg(1))
+				if f := fs.read(); f[1] != typeFeaturesRequest {
+					t.Fatalf("got %s", msgTypeName(f[1]))
+				}
+			}
+			if _, err := fs.tryRead(5 * time.Second); err == nil {
+				t.Fatal("connection still open")
+			}
+			if s := c.Stats(); s.HandshakeFail != 1 || s.Connections != 0 {
+				t.Errorf("stats %+v", s)
+			}
+		})
+	}
+}
