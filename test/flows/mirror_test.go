@@ -1,7 +1,12 @@
 package flows_test
 
 import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowspan/flowspan/flows"
 	"github.com/flowspan/flowspan/test/lab"
@@ -143,8 +148,31 @@ func compare(t *testing.T, tc compareCase) {
 			isolated[p] = true
 		}
 	}
-	b.install(t, tc.cfg, tc.mirrors, isolated, tc.host...)
+	res := b.install(t, tc.cfg, tc.mirrors, isolated, tc.host...)
 	got := b.capture(t, true, ports...)
+	// Counters from flow stats: each copy on a port output is counted once,
+	// for the mirror that sent it.
+	for out := range tc.outputs {
+		var ids []uint16
+		for _, m := range tc.mirrors {
+			if m.Output.Port == out {
+				ids = append(ids, res.Status[m.Name].ID)
+			}
+		}
+		lab.Eventually(t, 10*time.Second, func() error {
+			agg := flows.Aggregate(res.Generation, flowCounts(t, b.l))
+			var n uint64
+			for _, id := range ids {
+				if mc := agg[id]; mc != nil {
+					n += mc.Mirrored.Packets
+				}
+			}
+			if n != uint64(len(got[out])) {
+				return fmt.Errorf("%s: flow stats count %d mirrored packets, the capture has %d", out, n, len(got[out]))
+			}
+			return nil
+		})
+	}
 	total, has := 0, 0
 	for _, p := range ports {
 		want := native[p]
@@ -163,4 +191,28 @@ func compare(t *testing.T, tc compareCase) {
 	if total < tc.wantMin {
 		t.Errorf("native run delivered only %d packets to %v, the case expects at least %d", total, ports, tc.wantMin)
 	}
+}
+
+var statsRE = regexp.MustCompile(`cookie=(0x[0-9a-f]+),.* n_packets=(\d+), n_bytes=(\d+),`)
+
+// flowCounts reads every flow's cookie and counters, as the daemon reads
+// flow statistics.
+func flowCounts(t *testing.T, l *lab.Lab) []flows.FlowCount {
+	t.Helper()
+	out, err := l.Ofctl("-O", "OpenFlow13", "dump-flows", "br0")
+	if err != nil {
+		t.Fatalf("dump-flows: %v", err)
+	}
+	var fc []flows.FlowCount
+	for _, line := range strings.Split(out, "\n") {
+		m := statsRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		c, _ := strconv.ParseUint(m[1], 0, 64)
+		p, _ := strconv.ParseUint(m[2], 10, 64)
+		by, _ := strconv.ParseUint(m[3], 10, 64)
+		fc = append(fc, flows.FlowCount{Cookie: c, Packets: p, Bytes: by})
+	}
+	return fc
 }

@@ -47,6 +47,7 @@ func bigInput() ([]flows.Mirror, flows.BridgeFacts) {
 // add-flows and checks the switch shows exactly the text MarshalText
 // printed.
 func TestOfctlAcceptsEveryFlow(t *testing.T) {
+	t.Parallel()
 	facts := flows.BridgeFacts{Ports: map[string]flows.PortFacts{
 		"a1": {OFPort: 1, Tag: 10}, "t1": {OFPort: 2}, "t2": {OFPort: 3, Trunks: []uint16{10, 20}},
 		"n1": {OFPort: 4, Tag: 20, Trunks: []uint16{10, 20}, VLANMode: "native-untagged"},
@@ -96,6 +97,7 @@ var dpOutput = regexp.MustCompile(`(?:^|,)(?:trunc\(\d+\),)?(\d+)`)
 // through ofproto/trace: OVS must translate it without hitting its resubmit
 // or depth limits, send one copy to each of the 64 outputs, and forward it.
 func TestManyMirrorsWithinOVSLimits(t *testing.T) {
+	t.Parallel()
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
 	mirrors, facts := bigInput()
