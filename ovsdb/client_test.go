@@ -458,3 +458,36 @@ func TestLibovsdbLogsThroughConfigLogger(t *testing.T) {
 		t.Fatalf("no libovsdb log line reached the injected logger (%d entries)", len(hook.AllEntries()))
 	}
 }
+
+// TestWatchSlowReader: changes a reader has not taken yet are
+// per bridge); nothing blocks and every kind of change is reported.
+func TestWatchSlowReader(t *testing.T) {
+	m := newMemDB(t)
+	m.addBridge("br0", vswitchd.Port{Name: "vm1"}, vswitchd.Port{Name: "vm2"})
+	c := dialMem(t, m, Config{})
+	ctx := ctxT(t, 20*time.Second)
+	ch := c.Watch(ctx)
+	if got := nextChange(t, ch); got.Kind != Initial {
+		t.Fatalf("first = %+v", got)
+	}
+	// Not reading: a renumbering and a VLAN change on different ports.
+	m.setOFPort("vm1", 4)
+	tag := 7
+	p := &vswitchd.Port{Tag: &tag}
+	ops, _ := m.raw.WhereCache(func(p *vswitchd.Port) bool { return p.Name == "vm2" }).Update(p, &p.Tag)
+	m.transact(ops...)
+	waitFacts(t, c, "br0", func(b Bridge) bool { return b.Ports["vm1"].OFPort == 4 && b.Ports["vm2"].Tag == 7 })
+	var got Change
+	deadline := time.After(5 * time.Second)
+	for got.Kind&(PortRenumbered|PortVLANChanged) != PortRenumbered|PortVLANChanged {
+		select {
+		case c := <-ch:
+			got.merge(c)
+		case <-deadline:
+			t.Fatalf("merged change = %+v", got)
+		}
+	}
+	if !reflect.DeepEqual(got.Ports, []string{"vm1", "vm2"}) {
+		t.Errorf("ports = %v", got.Ports)
+	}
+}
