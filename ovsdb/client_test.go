@@ -459,8 +459,8 @@ func TestLibovsdbLogsThroughConfigLogger(t *testing.T) {
 	}
 }
 
-// TestWatchSlowReader: changes a reader has not taken yet are
-// per bridge); nothing blocks and every kind of change is reported.
+// TestWatchSlowReader: changes a reader has not taken yet are kept
+// (merged per bridge); nothing blocks and every kind of change is reported.
 func TestWatchSlowReader(t *testing.T) {
 	m := newMemDB(t)
 	m.addBridge("br0", vswitchd.Port{Name: "vm1"}, vswitchd.Port{Name: "vm2"})
