@@ -87,6 +87,7 @@ type MirrorStatus struct {
 var (
 	ErrPortMissing = errors.New("port not on bridge")
 	ErrConflict    = errors.New("conflicts with another mirror")
+	ErrUnsupported = errors.New("not supported")
 )
 
 // Result is the compiled pipeline.
@@ -314,6 +315,11 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 			if !ok {
 				p.status.Active = false
 				p.status.Err = fmt.Errorf("output port %q: %w", p.m.Output.Port, ErrPortMissing)
+				continue
+			}
+			if op.OFPort >= 0xff00 && p.m.Snaplen != 0 && p.m.Snaplen != 65535 {
+				p.status.Active = false
+				p.status.Err = fmt.Errorf("output port %q: %w: snaplen on a reserved port (OVS truncates only to ports below 0xff00)", op.Name, ErrUnsupported)
 				continue
 			}
 			p.outPort = op
@@ -799,7 +805,11 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 	outs := func(ports []uint32) []Action {
 		acts := make([]Action, 0, len(ports))
 		for _, pt := range ports {
-			acts = append(acts, ActOutput{Port: pt, MaxLen: snap})
+			o := ActOutput{Port: pt, MaxLen: snap}
+			if pt >= 0xff00 {
+				o.MaxLen = 0 // OVS cannot truncate to LOCAL: whole copy
+			}
+			acts = append(acts, o)
 		}
 		return acts
 	}

@@ -17,10 +17,6 @@ type TableSpec struct {
 	Miss string
 }
 
-// tContinue marks "the continuation" (NORMAL or Config.ContinueTable) in
-// TableSpec.Next.
-const tContinue = 0xff
-
 // Pipeline is the pipeline declaration, in table order.
 var Pipeline = []TableSpec{
 	{tClassify, "classify", "drop packets received on output ports; load the packet's VLAN for ports with a valid VLAN",

@@ -2,7 +2,6 @@ package flows_test
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -90,8 +89,6 @@ func TestOfctlAcceptsEveryFlow(t *testing.T) {
 		})
 	}
 }
-
-var dpOutput = regexp.MustCompile(`(?:^|,)(?:trunc\(\d+\),)?(\d+)`)
 
 // TestManyMirrorsWithinOVSLimits sends a packet that all 256 mirrors select
 // through ofproto/trace: OVS must translate it without hitting its resubmit
