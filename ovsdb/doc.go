@@ -45,6 +45,14 @@
 // modified; OpenFlow13 is added to a non-empty protocols column rather
 // than replacing it (an empty column already enables OpenFlow 1.0-1.5).
 //
+// Measured on OVS 3.1 with the userspace datapath, pinging every 10 ms
+// through the bridge (TestLabHandOver*): service mode loses no packet over
+// hand-over and release, with nothing connected to the target; controller
+// mode with a listener ready to install NORMAL lost 0-1 packets at
+// hand-over (the switch connected and the flow was in 9-28 ms after
+// TakeOver started) and none at release. A hand-over + release round trip
+// leaves `ovs-vsctl list Bridge` identical in every column.
+//
 // # Ports
 //
 // Ports flowspan creates carry external_ids:flowspan-created=true on the
