@@ -9,6 +9,10 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/contiv/libOpenflow/openflow13"
+
+	"github.com/flowspan/flowspan/ofctrl/ofpx"
 )
 
 // OpenFlow 1.3 message types.
@@ -173,14 +177,20 @@ func bundleControlMsg(xid, id uint32, typ uint16) []byte {
 	return b
 }
 
-// appendBundleAdd appends an ONF bundle-add wrapping inner, whose xid must
-// already equal xid (OVS rejects a mismatch).
-func appendBundleAdd(dst []byte, xid, id uint32, inner []byte) ([]byte, error) {
-	l := headerLen + 16 + len(inner)
-	if l > MaxFrame {
-		return dst, fmt.Errorf("bundle add: inner message of %d bytes too large", len(inner))
+// appendBundleAddFlowMod appends an ONF bundle-add wrapping fm, encoded
+// in place with the same xid (OVS rejects a mismatch).
+func appendBundleAddFlowMod(dst []byte, xid, id uint32, fm *openflow13.FlowMod) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, make([]byte, headerLen+16)...)
+	dst, err := ofpx.AppendFlowMod(dst, fm, xid)
+	if err != nil {
+		return dst[:start], err
 	}
-	var h [headerLen + 16]byte
+	l := len(dst) - start
+	if l > MaxFrame {
+		return dst[:start], fmt.Errorf("bundle add: flow mod of %d bytes too large", l-headerLen-16)
+	}
+	h := dst[start:]
 	h[0] = ofVersion
 	h[1] = typeExperimenter
 	binary.BigEndian.PutUint16(h[2:], uint16(l))
@@ -189,8 +199,7 @@ func appendBundleAdd(dst []byte, xid, id uint32, inner []byte) ([]byte, error) {
 	binary.BigEndian.PutUint32(h[12:], onfBundleAdd)
 	binary.BigEndian.PutUint32(h[16:], id)
 	binary.BigEndian.PutUint16(h[22:], bundleFlagAtomic)
-	dst = append(dst, h[:]...)
-	return append(dst, inner...), nil
+	return dst, nil
 }
 
 // flowStatsRequest builds an OFPMP_FLOW request.

@@ -176,11 +176,9 @@ func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.Fl
 	buf = append(buf, bundleControlMsg(lo, id, bundleOpen)...)
 	for i := range mods {
 		xid := lo + 1 + uint32(i)
-		b, err := encodeMod(mods, i, xid) // inner xid == bundle add xid
-		if err != nil {
-			return abort(err)
-		}
-		if buf, err = appendBundleAdd(buf, xid, id, b); err != nil {
+		var err error
+		// inner xid == bundle add xid
+		if buf, err = appendBundleAddFlowMod(buf, xid, id, mods[i]); err != nil {
 			return abort(fmt.Errorf("apply: %s: %w", describeFlowMod(i, n, mods[i]), err))
 		}
 		if len(buf) >= applyChunk {

@@ -125,15 +125,18 @@ func (a *OutputTrunc) Header() *openflow13.ActionHeader {
 func (a *OutputTrunc) Len() uint16 { return 16 }
 
 // MarshalBinary implements util.Message.
-func (a *OutputTrunc) MarshalBinary() ([]byte, error) {
+func (a *OutputTrunc) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *OutputTrunc) appendTo(dst []byte) ([]byte, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 16)
+	dst, b := grow(dst, 16)
 	putNXHeader(b, 16, NXASTOutputTrunc)
 	binary.BigEndian.PutUint16(b[10:], uint16(a.Port))
 	binary.BigEndian.PutUint32(b[12:], a.MaxLen)
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -170,16 +173,19 @@ func (a *Resubmit) Header() *openflow13.ActionHeader {
 func (a *Resubmit) Len() uint16 { return 16 }
 
 // MarshalBinary implements util.Message.
-func (a *Resubmit) MarshalBinary() ([]byte, error) {
+func (a *Resubmit) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *Resubmit) appendTo(dst []byte) ([]byte, error) {
 	p, err := port16(a.InPort)
 	if err != nil {
 		return nil, fmt.Errorf("resubmit: %w", err)
 	}
-	b := make([]byte, 16)
+	dst, b := grow(dst, 16)
 	putNXHeader(b, 16, NXASTResubmitTable)
 	binary.BigEndian.PutUint16(b[10:], p)
 	b[12] = a.Table
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -226,16 +232,19 @@ func (a *RegLoad) Header() *openflow13.ActionHeader {
 func (a *RegLoad) Len() uint16 { return 24 }
 
 // MarshalBinary implements util.Message.
-func (a *RegLoad) MarshalBinary() ([]byte, error) {
+func (a *RegLoad) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *RegLoad) appendTo(dst []byte) ([]byte, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 24)
+	dst, b := grow(dst, 24)
 	putNXHeader(b, 24, NXASTRegLoad)
 	binary.BigEndian.PutUint16(b[10:], a.Dst.ofsNbits())
 	binary.BigEndian.PutUint32(b[12:], a.Dst.Field.Header(false))
 	binary.BigEndian.PutUint64(b[16:], a.Value)
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -290,18 +299,21 @@ func (a *RegMove) Header() *openflow13.ActionHeader {
 func (a *RegMove) Len() uint16 { return 24 }
 
 // MarshalBinary implements util.Message.
-func (a *RegMove) MarshalBinary() ([]byte, error) {
+func (a *RegMove) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *RegMove) appendTo(dst []byte) ([]byte, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 24)
+	dst, b := grow(dst, 24)
 	putNXHeader(b, 24, NXASTRegMove)
 	binary.BigEndian.PutUint16(b[10:], uint16(a.Src.NBits))
 	binary.BigEndian.PutUint16(b[12:], uint16(a.Src.Ofs))
 	binary.BigEndian.PutUint16(b[14:], uint16(a.Dst.Ofs))
 	binary.BigEndian.PutUint32(b[16:], a.Src.Field.Header(false))
 	binary.BigEndian.PutUint32(b[20:], a.Dst.Field.Header(false))
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -344,16 +356,19 @@ func (a *Conjunction) Header() *openflow13.ActionHeader {
 func (a *Conjunction) Len() uint16 { return 16 }
 
 // MarshalBinary implements util.Message.
-func (a *Conjunction) MarshalBinary() ([]byte, error) {
+func (a *Conjunction) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *Conjunction) appendTo(dst []byte) ([]byte, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 16)
+	dst, b := grow(dst, 16)
 	putNXHeader(b, 16, NXASTConjunction)
 	b[10] = a.Clause - 1
 	b[11] = a.NClauses
 	binary.BigEndian.PutUint32(b[12:], a.ID)
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -387,18 +402,21 @@ func (a *Output) Header() *openflow13.ActionHeader {
 func (a *Output) Len() uint16 { return 16 }
 
 // MarshalBinary implements util.Message.
-func (a *Output) MarshalBinary() ([]byte, error) {
+func (a *Output) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *Output) appendTo(dst []byte) ([]byte, error) {
 	if a.Port == 0 || a.Port == PortAny {
 		return nil, fmt.Errorf("output: invalid port %d", a.Port)
 	}
-	b := make([]byte, 16)
+	dst, b := grow(dst, 16)
 	binary.BigEndian.PutUint16(b[0:], atOutput)
 	binary.BigEndian.PutUint16(b[2:], 16)
 	binary.BigEndian.PutUint32(b[4:], a.Port)
 	if a.Port == PortController {
 		binary.BigEndian.PutUint16(b[8:], 0xffff)
 	}
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -427,7 +445,10 @@ func (a *PushVLAN) Header() *openflow13.ActionHeader {
 func (a *PushVLAN) Len() uint16 { return 8 }
 
 // MarshalBinary implements util.Message.
-func (a *PushVLAN) MarshalBinary() ([]byte, error) {
+func (a *PushVLAN) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *PushVLAN) appendTo(dst []byte) ([]byte, error) {
 	et := a.EtherType
 	if et == 0 {
 		et = 0x8100
@@ -435,11 +456,11 @@ func (a *PushVLAN) MarshalBinary() ([]byte, error) {
 	if et != 0x8100 && et != 0x88a8 {
 		return nil, fmt.Errorf("push_vlan: ethertype 0x%04x is not 0x8100 or 0x88a8", et)
 	}
-	b := make([]byte, 8)
+	dst, b := grow(dst, 8)
 	binary.BigEndian.PutUint16(b[0:], atPushVLAN)
 	binary.BigEndian.PutUint16(b[2:], 8)
 	binary.BigEndian.PutUint16(b[4:], et)
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -465,11 +486,14 @@ func (a *PopVLAN) Header() *openflow13.ActionHeader {
 func (a *PopVLAN) Len() uint16 { return 8 }
 
 // MarshalBinary implements util.Message.
-func (a *PopVLAN) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 8)
+func (a *PopVLAN) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *PopVLAN) appendTo(dst []byte) ([]byte, error) {
+	dst, b := grow(dst, 8)
 	binary.BigEndian.PutUint16(b[0:], atPopVLAN)
 	binary.BigEndian.PutUint16(b[2:], 8)
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -510,7 +534,10 @@ func (a *SetField) Header() *openflow13.ActionHeader {
 func (a *SetField) Len() uint16 { return uint16(pad8(8 + len(a.Value))) }
 
 // MarshalBinary implements util.Message.
-func (a *SetField) MarshalBinary() ([]byte, error) {
+func (a *SetField) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *SetField) appendTo(dst []byte) ([]byte, error) {
 	if !a.Field.Valid() {
 		return nil, fmt.Errorf("set_field: invalid field %s", a.Field)
 	}
@@ -523,12 +550,12 @@ func (a *SetField) MarshalBinary() ([]byte, error) {
 			return nil, fmt.Errorf("set_field vlan_vid: value 0x%04x must be OFPVID_PRESENT|vid", v)
 		}
 	}
-	b := make([]byte, a.Len())
+	dst, b := grow(dst, int(a.Len()))
 	binary.BigEndian.PutUint16(b[0:], atSetField)
 	binary.BigEndian.PutUint16(b[2:], a.Len())
 	binary.BigEndian.PutUint32(b[4:], a.Field.Header(false))
 	copy(b[8:], a.Value)
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
@@ -547,4 +574,24 @@ func (a *SetField) UnmarshalBinary(data []byte) error {
 	}
 	a.Value = append([]byte(nil), data[8:8+a.Field.Bytes()]...)
 	return nil
+}
+
+// grow extends dst by n zero bytes and returns it and the new n-byte window.
+func grow(dst []byte, n int) ([]byte, []byte) {
+	l := len(dst)
+	if cap(dst)-l < n {
+		nd := make([]byte, l, 2*cap(dst)+n)
+		copy(nd, dst)
+		dst = nd
+	}
+	dst = dst[:l+n]
+	w := dst[l:]
+	clear(w)
+	return dst, w
+}
+
+// appender is implemented by this package's actions: append the encoding
+// to dst without an intermediate allocation.
+type appender interface {
+	appendTo(dst []byte) ([]byte, error)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/contiv/libOpenflow/openflow13"
+	"github.com/contiv/libOpenflow/util"
 )
 
 // OpenFlow 1.3 constants used when encoding flow mods.
@@ -38,25 +39,16 @@ const (
 // error is returned naming the failing part. Instructions are omitted for
 // delete commands. fm is not modified.
 func MarshalFlowMod(fm *openflow13.FlowMod, xid uint32) ([]byte, error) {
-	match, err := MarshalMatch(&fm.Match)
-	if err != nil {
-		return nil, fmt.Errorf("flow mod: %w", err)
-	}
-	var instrs []byte
-	if fm.Command != FlowDelete && fm.Command != FlowDeleteStrict {
-		instrs, err = MarshalInstructions(fm.Instructions)
-		if err != nil {
-			return nil, fmt.Errorf("flow mod: %w", err)
-		}
-	}
-	total := flowModLen + len(match) + len(instrs)
-	if total > maxMessageLen {
-		return nil, fmt.Errorf("flow mod: %d bytes exceeds the 65535-byte OpenFlow message limit", total)
-	}
-	b := make([]byte, flowModLen, total)
+	return AppendFlowMod(make([]byte, 0, 128), fm, xid)
+}
+
+// AppendFlowMod is MarshalFlowMod appending to dst (which is returned
+// unchanged in length on error).
+func AppendFlowMod(dst []byte, fm *openflow13.FlowMod, xid uint32) ([]byte, error) {
+	start := len(dst)
+	dst, b := grow(dst, flowModLen)
 	b[0] = Version
 	b[1] = typeFlowMod
-	binary.BigEndian.PutUint16(b[2:], uint16(total))
 	binary.BigEndian.PutUint32(b[4:], xid)
 	binary.BigEndian.PutUint64(b[8:], fm.Cookie)
 	binary.BigEndian.PutUint64(b[16:], fm.CookieMask)
@@ -69,9 +61,21 @@ func MarshalFlowMod(fm *openflow13.FlowMod, xid uint32) ([]byte, error) {
 	binary.BigEndian.PutUint32(b[36:], fm.OutPort)
 	binary.BigEndian.PutUint32(b[40:], fm.OutGroup)
 	binary.BigEndian.PutUint16(b[44:], fm.Flags)
-	b = append(b, match...)
-	b = append(b, instrs...)
-	return b, nil
+	var err error
+	if dst, err = appendMatch(dst, &fm.Match); err != nil {
+		return dst[:start], fmt.Errorf("flow mod: %w", err)
+	}
+	if fm.Command != FlowDelete && fm.Command != FlowDeleteStrict {
+		if dst, err = appendInstructions(dst, fm.Instructions); err != nil {
+			return dst[:start], fmt.Errorf("flow mod: %w", err)
+		}
+	}
+	total := len(dst) - start
+	if total > maxMessageLen {
+		return dst[:start], fmt.Errorf("flow mod: %d bytes exceeds the 65535-byte OpenFlow message limit", total)
+	}
+	binary.BigEndian.PutUint16(dst[start+2:], uint16(total))
+	return dst, nil
 }
 
 // NewFlowMod returns a flow mod with OpenFlow 1.3 defaults that
@@ -90,52 +94,69 @@ func NewFlowMod(command uint8, table uint8) *openflow13.FlowMod {
 
 // MarshalMatch encodes an OXM match (ofp_match with type OFPMT_OXM),
 // padded to 8 bytes, computing its length from the fields.
-func MarshalMatch(m *openflow13.Match) ([]byte, error) {
-	b := make([]byte, 4, 64)
+func MarshalMatch(m *openflow13.Match) ([]byte, error) { return appendMatch(nil, m) }
+
+func appendMatch(dst []byte, m *openflow13.Match) ([]byte, error) {
+	start := len(dst)
+	dst, b := grow(dst, 4)
 	binary.BigEndian.PutUint16(b, 1) // OFPMT_OXM
 	for i := range m.Fields {
-		f, err := marshalMatchField(&m.Fields[i])
-		if err != nil {
-			return nil, fmt.Errorf("match field %d: %w", i+1, err)
+		var err error
+		if dst, err = appendMatchField(dst, &m.Fields[i]); err != nil {
+			return dst[:start], fmt.Errorf("match field %d: %w", i+1, err)
 		}
-		b = append(b, f...)
 	}
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	for len(b)%8 != 0 {
-		b = append(b, 0)
+	binary.BigEndian.PutUint16(dst[start+2:], uint16(len(dst)-start))
+	if pad := (8 - (len(dst)-start)%8) % 8; pad > 0 {
+		dst, _ = grow(dst, pad)
 	}
-	return b, nil
+	return dst, nil
 }
 
-func marshalMatchField(f *openflow13.MatchField) ([]byte, error) {
-	if f.Value == nil {
-		return nil, fmt.Errorf("class 0x%04x field %d: no value", f.Class, f.Field)
+func marshalMatchField(f *openflow13.MatchField) ([]byte, error) { return appendMatchField(nil, f) }
+
+// valueBytes returns the encoding of a match value or mask, without a copy
+// for this package's Bytes.
+func valueBytes(v util.Message) ([]byte, error) {
+	if b, ok := v.(*Bytes); ok {
+		return *b, nil
 	}
-	v, err := f.Value.MarshalBinary()
+	return v.MarshalBinary()
+}
+
+func appendMatchField(dst []byte, f *openflow13.MatchField) ([]byte, error) {
+	if f.Value == nil {
+		return dst, fmt.Errorf("class 0x%04x field %d: no value", f.Class, f.Field)
+	}
+	v, err := valueBytes(f.Value)
 	if err != nil {
-		return nil, fmt.Errorf("class 0x%04x field %d: value: %w", f.Class, f.Field, err)
+		return dst, fmt.Errorf("class 0x%04x field %d: value: %w", f.Class, f.Field, err)
 	}
 	var m []byte
 	if f.HasMask {
 		if f.Mask == nil {
-			return nil, fmt.Errorf("class 0x%04x field %d: has-mask set but no mask", f.Class, f.Field)
+			return dst, fmt.Errorf("class 0x%04x field %d: has-mask set but no mask", f.Class, f.Field)
 		}
-		if m, err = f.Mask.MarshalBinary(); err != nil {
-			return nil, fmt.Errorf("class 0x%04x field %d: mask: %w", f.Class, f.Field, err)
+		if m, err = valueBytes(f.Mask); err != nil {
+			return dst, fmt.Errorf("class 0x%04x field %d: mask: %w", f.Class, f.Field, err)
 		}
 		if len(m) != len(v) {
-			return nil, fmt.Errorf("class 0x%04x field %d: mask has %d bytes, value %d", f.Class, f.Field, len(m), len(v))
+			return dst, fmt.Errorf("class 0x%04x field %d: mask has %d bytes, value %d", f.Class, f.Field, len(m), len(v))
 		}
 	}
 	payload := len(v) + len(m)
 	if len(v) == 0 || payload > 255 || f.Field > 0x7f {
-		return nil, fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
+		return dst, fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
 	}
 	hdr := 4
 	if f.Class == 0xffff { // experimenter OXM carries its id in the payload
 		hdr = 8
+		payload += 4
+		if payload > 255 {
+			return dst, fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
+		}
 	}
-	b := make([]byte, hdr, hdr+payload)
+	dst, b := grow(dst, hdr)
 	binary.BigEndian.PutUint16(b, f.Class)
 	b[2] = f.Field << 1
 	if f.HasMask {
@@ -143,74 +164,88 @@ func marshalMatchField(f *openflow13.MatchField) ([]byte, error) {
 	}
 	if hdr == 8 {
 		binary.BigEndian.PutUint32(b[4:], f.ExperimenterID)
-		payload += 4
 	}
 	b[3] = uint8(payload)
-	b = append(b, v...)
-	b = append(b, m...)
-	return b, nil
+	dst = append(dst, v...)
+	return append(dst, m...), nil
 }
 
 // MarshalInstructions encodes an instruction list. Apply/write-actions
 // instructions are encoded here (their length recomputed, each action's
-// MarshalBinary error returned); other instructions use their own
+// encoding error returned); other instructions use their own
 // MarshalBinary and must produce Len() bytes, a multiple of 8.
 func MarshalInstructions(instrs []openflow13.Instruction) ([]byte, error) {
-	var b []byte
+	return appendInstructions(nil, instrs)
+}
+
+func appendInstructions(dst []byte, instrs []openflow13.Instruction) ([]byte, error) {
 	for i, in := range instrs {
-		var ib []byte
 		var err error
 		switch in := in.(type) {
 		case *openflow13.InstrActions:
-			ib, err = marshalInstrActions(in)
+			dst, err = appendInstrActions(dst, in)
 		case nil:
 			err = fmt.Errorf("nil instruction")
 		default:
+			var ib []byte
 			ib, err = in.MarshalBinary()
 			if err == nil && (len(ib) != int(in.Len()) || len(ib)%8 != 0 || len(ib) < 4 ||
 				int(binary.BigEndian.Uint16(ib[2:])) != len(ib)) {
 				err = fmt.Errorf("instruction %T encodes %d bytes, inconsistent with its length", in, len(ib))
 			}
+			dst = append(dst, ib...)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("instruction %d: %w", i+1, err)
+			return dst, fmt.Errorf("instruction %d: %w", i+1, err)
 		}
-		b = append(b, ib...)
 	}
-	return b, nil
+	return dst, nil
 }
 
-func marshalInstrActions(in *openflow13.InstrActions) ([]byte, error) {
-	b := make([]byte, 8, 8+16*len(in.Actions))
+func appendInstrActions(dst []byte, in *openflow13.InstrActions) ([]byte, error) {
+	start := len(dst)
+	dst, b := grow(dst, 8)
 	binary.BigEndian.PutUint16(b, in.Type)
-	acts, err := MarshalActions(in.Actions)
+	dst, err := appendActions(dst, in.Actions)
 	if err != nil {
-		return nil, err
+		return dst[:start], err
 	}
-	b = append(b, acts...)
-	if len(b) > maxMessageLen {
-		return nil, fmt.Errorf("actions too long (%d bytes)", len(b))
+	l := len(dst) - start
+	if l > maxMessageLen {
+		return dst[:start], fmt.Errorf("actions too long (%d bytes)", l)
 	}
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	return b, nil
+	binary.BigEndian.PutUint16(dst[start+2:], uint16(l))
+	return dst, nil
 }
 
 // MarshalActions encodes an action list, checking that each action encodes
 // to exactly Len() bytes, a multiple of 8, with a matching length field.
-func MarshalActions(acts []openflow13.Action) ([]byte, error) {
-	var b []byte
+func MarshalActions(acts []openflow13.Action) ([]byte, error) { return appendActions(nil, acts) }
+
+func appendActions(dst []byte, acts []openflow13.Action) ([]byte, error) {
 	for j, a := range acts {
 		if a == nil {
-			return nil, fmt.Errorf("action %d: nil", j+1)
+			return dst, fmt.Errorf("action %d: nil", j+1)
 		}
-		ab, err := a.MarshalBinary()
+		start := len(dst)
+		var out []byte
+		var err error
+		if ap, ok := a.(appender); ok {
+			out, err = ap.appendTo(dst)
+		} else {
+			var ab []byte
+			if ab, err = a.MarshalBinary(); err == nil {
+				out = append(dst, ab...)
+			}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("action %d (%T): %w", j+1, a, err)
+			return dst[:start], fmt.Errorf("action %d (%T): %w", j+1, a, err)
 		}
+		dst = out
+		ab := dst[start:]
 		if len(ab) < 8 || len(ab)%8 != 0 || len(ab) != int(a.Len()) || int(binary.BigEndian.Uint16(ab[2:])) != len(ab) {
-			return nil, fmt.Errorf("action %d (%T): encodes %d bytes, inconsistent with its length %d", j+1, a, len(ab), a.Len())
+			return dst[:start], fmt.Errorf("action %d (%T): encodes %d bytes, inconsistent with its length %d", j+1, a, len(ab), a.Len())
 		}
-		b = append(b, ab...)
 	}
-	return b, nil
+	return dst, nil
 }

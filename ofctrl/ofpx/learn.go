@@ -215,12 +215,15 @@ func (a *Learn) Len() uint16 {
 }
 
 // MarshalBinary implements util.Message.
-func (a *Learn) MarshalBinary() ([]byte, error) {
+func (a *Learn) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+// appendTo appends the encoded action to dst.
+func (a *Learn) appendTo(dst []byte) ([]byte, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
 	l := a.Len()
-	b := make([]byte, l)
+	dst, b := grow(dst, int(l))
 	putNXHeader(b, l, NXASTLearn)
 	binary.BigEndian.PutUint16(b[10:], a.IdleTimeout)
 	binary.BigEndian.PutUint16(b[12:], a.HardTimeout)
@@ -234,7 +237,7 @@ func (a *Learn) MarshalBinary() ([]byte, error) {
 	for _, s := range a.Specs {
 		n += s.put(b[n:])
 	}
-	return b, nil
+	return dst, nil
 }
 
 // UnmarshalBinary implements util.Message.
