@@ -33,7 +33,11 @@ type flowKey struct {
 	match Match
 }
 
-// Diff returns the minimal changes from installed to desired. Only
+// Diff returns the minimal changes from installed to desired. installed is
+// what was last applied to the switch (the caller keeps it; flow stats
+// carry cookies and counters, not decodable matches). When the switch's
+// table is unknown (a restart, a reconnect to a vswitchd that kept its
+// flows), use Replace with a new generation instead. Only
 // installed flows with a flowspan cookie are considered, and learned MAC
 // flows are left alone, so Diff never touches a host pipeline's flows or
 // the MAC table. A change to one mirror touches only that mirror's flows

@@ -108,13 +108,23 @@ func (m *Match) fields() fieldSet {
 	return s
 }
 
-// Reg returns the value and mask matched on register n (0..15).
-func (m Match) Reg(n int) (value, mask uint32) { return m.regs[n].v, m.regs[n].m }
+// Reg returns the value and mask matched on register n (0..15; other n
+// match nothing and give 0, 0).
+func (m Match) Reg(n int) (value, mask uint32) {
+	if n < 0 || n >= len(m.regs) {
+		return 0, 0
+	}
+	return m.regs[n].v, m.regs[n].m
+}
 
 // WithReg returns m also matching register n (0..15) against value under
 // mask (bits outside mask are ignored). Bits already matched on the register
-// are replaced where mask has them set.
+// are replaced where mask has them set. For n outside 0..15, m is returned
+// unchanged.
 func (m Match) WithReg(n int, value, mask uint32) Match {
+	if n < 0 || n >= len(m.regs) {
+		return m
+	}
 	r := m.regs[n]
 	r.v = r.v&^mask | value&mask
 	r.m |= mask
