@@ -101,15 +101,17 @@ type Result struct {
 }
 
 type compiler struct {
-	cfg     Config
-	regs    Registers
-	egress  ofpx.Field
-	gen     uint8
-	facts   BridgeFacts
-	tables  [NumTables][]Flow
-	toEmit  []Action // shared: resubmit(,emit)
-	vlans   map[string]portVLAN
-	filters map[string]Match
+	cfg    Config
+	regs   Registers
+	egress ofpx.Field
+	gen    uint8
+	facts  BridgeFacts
+	tables [NumTables][]Flow
+	toEmit []Action // shared: resubmit(,emit)
+	// outPorts are the active mirrors' output ports (ofport).
+	outPorts map[uint32]bool
+	vlans    map[string]portVLAN
+	filters  map[string]Match
 }
 
 type mirrorPlan struct {
@@ -415,7 +417,9 @@ func (c *compiler) emitPipeline(plans []*mirrorPlan) {
 		}
 	}
 	sort.Slice(outs, func(i, j int) bool { return outs[i].OFPort < outs[j].OFPort })
+	c.outPorts = make(map[uint32]bool, len(outs))
 	for _, o := range outs {
+		c.outPorts[o.OFPort] = true
 		c.add(tClassify, 1000, c.cookie(KindDropOutput, 0, 0), Match{}.WithInPort(o.OFPort))
 	}
 	next := ActGotoTable{c.table(tLearn)}
@@ -779,17 +783,9 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 		names = append(names, name)
 	}
 	sort.Slice(names, func(i, j int) bool { return c.facts.Ports[names[i]].OFPort < c.facts.Ports[names[j]].OFPort })
-	outputs := map[string]bool{}
-	for _, f := range c.tables[tClassify] {
-		if Cookie(f.Cookie).Kind() == KindDropOutput {
-			if pt, ok := f.Match.InPort(); ok {
-				outputs[strconv.Itoa(int(pt))] = true
-			}
-		}
-	}
 	for _, name := range names {
 		pf := c.facts.Ports[name]
-		if pf.OFPort == 0 || outputs[strconv.Itoa(int(pf.OFPort))] {
+		if pf.OFPort == 0 || c.outPorts[pf.OFPort] {
 			continue
 		}
 		pv := c.vlans[name]
