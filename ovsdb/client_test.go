@@ -491,3 +491,25 @@ func TestWatchSlowReader(t *testing.T) {
 		t.Errorf("ports = %v", got.Ports)
 	}
 }
+
+// TestCreatePortRollsBack: a port whose ofport never comes is removed
+// again, so the failed call changes nothing.
+func TestCreatePortRollsBack(t *testing.T) {
+	m := newMemDB(t)
+	m.addBridge("br0")
+	c := dialMem(t, m, Config{OFPortTimeout: 200 * time.Millisecond})
+	ctx := ctxT(t, 10*time.Second)
+	_, err := c.CreateTunnelPort(ctx, "br0", "vx0", Tunnel{Type: "vxlan", Remote: netip.MustParseAddr("192.0.2.1")})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), `"vx0"`) {
+		t.Fatalf("CreateTunnelPort without ofport = %v, want deadline error naming the port", err)
+	}
+	m.sentinel(1)
+	if row := m.bridgeRow("br0"); len(row.Ports) != 0 {
+		t.Fatalf("port left on the bridge after a failed creation: %v", row.Ports)
+	}
+	var ifs []vswitchd.Interface
+	_ = m.raw.List(ctx, &ifs)
+	if len(ifs) != 0 {
+		t.Fatalf("interface rows left: %+v", ifs)
+	}
+}

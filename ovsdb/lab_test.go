@@ -742,4 +742,18 @@ func TestLabInternalPortKeptUp(t *testing.T) {
 		return nil
 	})
 	lab.Eventually(t, 30*time.Second, adminUp)
+
+	// A client that cannot reach the port's namespace fails, and the port
+	// it created is gone again.
+	bad, err := ovsdb.Dial(ctx, l.DBEndpoint(), ovsdb.Config{Logger: labLogger(t), Netns: "fsl-no-such-netns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if _, err := bad.CreateInternalPort(ctx, "br0", "fsmir1"); err == nil || !strings.Contains(err.Error(), "fsl-no-such-netns") {
+		t.Fatalf("CreateInternalPort with a bad netns = %v", err)
+	}
+	if out := l.MustVsctl(t, "list-ports", "br0"); strings.Contains(out, "fsmir1") {
+		t.Errorf("fsmir1 left on the bridge: %s", out)
+	}
 }

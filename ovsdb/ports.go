@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ovn-org/libovsdb/model"
 	libovsdb "github.com/ovn-org/libovsdb/ovsdb"
@@ -115,10 +116,12 @@ func (c *Client) bridgeAndPort(ctx context.Context, bridge, port string) (*view,
 }
 
 // createPort inserts Interface + Port and adds the port to the bridge, in
-// one transaction, then waits for the ofport. existing decides what to do
-// when a port of that name is already on the bridge (nil error = done).
+// one transaction, then waits for the ofport and runs ready (if not nil).
+// existing decides what to do when a port of that name is already on the
+// bridge (nil error = use it). A port this call inserted is removed again
+// when waiting or ready fails, so that a failed call changes nothing.
 func (c *Client) createPort(ctx context.Context, bridge, name, ifType string, options map[string]string,
-	existing func(v *view, p *vswitchd.Port) error) (uint32, error) {
+	existing func(v *view, p *vswitchd.Port) error, ready func() error) (uint32, error) {
 	if err := validName(name); err != nil {
 		return 0, fmt.Errorf("bridge %q: %w", bridge, err)
 	}
@@ -131,7 +134,11 @@ func (c *Client) createPort(ctx context.Context, bridge, name, ifType string, op
 		if err := existing(v, p); err != nil {
 			return 0, fmt.Errorf("%s: %w", what, err)
 		}
-		return c.WaitOFPort(ctx, bridge, name)
+		ofp, err := c.WaitOFPort(ctx, bridge, name)
+		if err == nil && ready != nil {
+			err = ready()
+		}
+		return ofp, err
 	}
 	if other, ok := v.portAnywhere(name); ok {
 		return 0, fmt.Errorf("%s: a port or interface of that name exists on bridge %q: %w", what, other, ErrExists)
@@ -162,8 +169,22 @@ func (c *Client) createPort(ctx context.Context, bridge, name, ifType string, op
 	if _, err := c.transact(ctx, what, ops, len(ops)-1); err != nil {
 		return 0, err
 	}
-	c.log.WithField("bridge", bridge).WithField("port", name).WithField("type", ifType).Info("port created")
-	return c.WaitOFPort(ctx, bridge, name)
+	log := c.log.WithField("bridge", bridge).WithField("port", name).WithField("type", ifType)
+	ofp, err := c.WaitOFPort(ctx, bridge, name)
+	if err == nil && ready != nil {
+		err = ready()
+	}
+	if err != nil {
+		// Roll back, even when ctx is what ended.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if rerr := c.RemovePort(rctx, bridge, name); rerr != nil {
+			log.WithError(rerr).Warn("cannot remove the port after its creation failed")
+		}
+		return 0, err
+	}
+	log.WithField("ofport", ofp).Info("port created")
+	return ofp, nil
 }
 
 // CreateInternalPort creates an internal port flowspan owns (marked in
@@ -173,23 +194,26 @@ func (c *Client) createPort(ctx context.Context, bridge, name, ifType string, op
 // and OVS drops what it outputs to a down tap. Packets output to the port
 // can then be captured on that device. Creating a port flowspan already
 // created is a no-op; any other existing port of that name is ErrExists.
+// When the interface fails (ErrPortFailed), gets no ofport in time or
+// cannot be brought up, the new port is removed again and the error
+// returned.
 func (c *Client) CreateInternalPort(ctx context.Context, bridge, name string) (uint32, error) {
-	ofp, err := c.createPort(ctx, bridge, name, "internal", nil, func(v *view, p *vswitchd.Port) error {
+	var up func() error
+	if !c.cfg.SkipLinkUp {
+		up = func() error {
+			if err := setLinkUp(c.cfg.Netns, name); err != nil {
+				return fmt.Errorf("bridge %q: port %q: bring up: %w", bridge, name, err)
+			}
+			return nil
+		}
+	}
+	return c.createPort(ctx, bridge, name, "internal", nil, func(v *view, p *vswitchd.Port) error {
 		pf := v.portFacts(p)
 		if !pf.Flowspan || pf.Type != "internal" {
 			return fmt.Errorf("exists and is not a flowspan internal port: %w", ErrExists)
 		}
 		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if !c.cfg.SkipLinkUp {
-		if err := setLinkUp(c.cfg.Netns, name); err != nil {
-			return ofp, fmt.Errorf("bridge %q: port %q: bring up: %w", bridge, name, err)
-		}
-	}
-	return ofp, nil
+	}, up)
 }
 
 // Tunnel types CreateTunnelPort accepts.
@@ -305,7 +329,9 @@ func (t Tunnel) Options() (map[string]string, error) {
 
 // CreateTunnelPort creates a tunnel port flowspan owns, in one transaction,
 // and waits for its ofport. Creating the same tunnel again is a no-op; an
-// existing port of that name with other settings is ErrExists.
+// existing port of that name with other settings is ErrExists. When
+// ovs-vswitchd rejects the interface (ErrPortFailed) or assigns no ofport
+// in time, the new port is removed again and the error returned.
 func (c *Client) CreateTunnelPort(ctx context.Context, bridge, name string, t Tunnel) (uint32, error) {
 	opt, err := t.Options()
 	if err != nil {
@@ -320,7 +346,7 @@ func (c *Client) CreateTunnelPort(ctx context.Context, bridge, name string, t Tu
 			return fmt.Errorf("exists with other tunnel options: %w", ErrExists)
 		}
 		return nil
-	})
+	}, nil)
 }
 
 // RemovePort removes a port flowspan created (ErrNotOwned for any other
