@@ -227,7 +227,11 @@ func TestReconnect(t *testing.T) {
 	}
 	// Close while disconnected stops everything (goleak checks).
 	m.proxy.stop()
+	deadline = time.Now().Add(5 * time.Second)
 	for c.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("client did not notice the second disconnect")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	c.Close()
