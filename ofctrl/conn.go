@@ -266,7 +266,7 @@ func (c *conn) readLoop() {
 // handle decodes and dispatches one frame. A decode error or panic closes
 // the connection (the switch sent something we cannot trust to skip).
 func (c *conn) handle(f []byte) error {
-	m, err := safeParse(f)
+	m, err := safeParse(c.ctrl.parse, f)
 	if err != nil {
 		c.ctrl.stats.decodeErrors.Add(1)
 		c.log.WithError(err).WithField("type", msgTypeName(f[1])).Error("cannot decode message from switch; dropping connection")
@@ -319,14 +319,14 @@ func (c *conn) handle(f []byte) error {
 	return nil
 }
 
-// safeParse runs parseMessage, turning a panic into an error.
-func safeParse(f []byte) (m *message, err error) {
+// safeParse runs parse (parseMessage), turning a panic into an error.
+func safeParse(parse func([]byte) (*message, error), f []byte) (m *message, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			m, err = nil, fmt.Errorf("decoder panic: %v", r)
 		}
 	}()
-	return parseMessage(f)
+	return parse(f)
 }
 
 // request sends msg (n consecutive xids starting at the op's lo, built by

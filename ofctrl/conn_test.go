@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
+	"github.com/sirupsen/logrus"
 
 	"github.com/flowspan/flowspan/ofctrl/ofpx"
 )
@@ -712,4 +713,56 @@ func TestHandshakeTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDecoderPanicIsRecovered: a panic while decoding a message is
+// recovered, logged with the message type, counted, and closes only that
+// connection; the pending request fails with ErrDisconnected/ErrDecode.
+func TestDecoderPanicIsRecovered(t *testing.T) {
+	checkLeaks(t)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	l := logrus.New()
+	l.SetOutput(lockedWriter{&mu, &logs})
+	c := newTestController(t, Config{Logger: l})
+	c.parse = func(f []byte) (*message, error) {
+		if f[1] == typeBarrierReply {
+			panic("decoder bug")
+		}
+		return parseMessage(f)
+	}
+	fs := connect(t, c, 5)
+	sw, err := c.Switch(testCtx(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sw.Barrier(testCtx(t)) }()
+	req := fs.read()
+	fs.write(reply(req, typeBarrierReply, nil))
+	err = <-done
+	if !errors.Is(err, ErrDisconnected) || !errors.Is(err, ErrDecode) || !strings.Contains(err.Error(), "decoder panic: decoder bug") {
+		t.Fatalf("Barrier = %v, want ErrDisconnected wrapping the decode panic", err)
+	}
+	if s := c.Stats(); s.DecodeErrors != 1 {
+		t.Errorf("DecodeErrors = %d, want 1", s.DecodeErrors)
+	}
+	waitEvent[Disconnected](t, c, 5*time.Second)
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "OFPT_BARRIER_REPLY") || !strings.Contains(out, "decoder bug") {
+		t.Errorf("log does not name the message type and panic:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -113,6 +113,8 @@ type Controller struct {
 
 	evIn  chan Event
 	evOut chan Event
+
+	parse func([]byte) (*message, error) // parseMessage; tests inject panics
 }
 
 // New returns a controller; it does nothing until Dial or Listen.
@@ -128,6 +130,7 @@ func New(cfg Config) *Controller {
 		changed: make(chan struct{}),
 		evIn:    make(chan Event),
 		evOut:   make(chan Event),
+		parse:   parseMessage,
 	}
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); c.pumpEvents() }()
@@ -441,7 +444,7 @@ func (c *Controller) handshake(nc net.Conn, br *bufio.Reader) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read features reply: %w", err)
 		}
-		m, err := safeParse(f)
+		m, err := safeParse(c.parse, f)
 		if err != nil {
 			c.stats.decodeErrors.Add(1)
 			return 0, fmt.Errorf("%w during handshake: %s: %w", ErrDecode, msgTypeName(f[1]), err)

@@ -50,6 +50,15 @@
 // finds the problem at commit (e.g. OFPFMFC_TABLE_FULL). Config.NoBundles
 // sends flow mods + barrier instead (not atomic).
 //
+// Decoding: nothing a switch sends goes through libOpenflow's decoders.
+// Frames are parsed here with bounds checks (flow stats: table, priority,
+// cookie, counters, duration, timeouts, flags decoded; match and
+// instructions kept as raw bytes, so no reply is ever dropped for containing
+// an action libOpenflow cannot decode), and parsing runs under recover.
+// FuzzDecode drives arbitrary bytes through the same path:
+//
+//	go test -run='^$' -fuzz='^FuzzDecode$' -fuzztime=10s ./ofctrl/
+//
 // Errors: a switch ERROR always reaches the caller of the request that
 // caused it as a *SwitchError (errors.Is matches type and code). ErrClosed,
 // ErrNotConnected, ErrDisconnected, ErrVersion, ErrEchoTimeout and
@@ -57,7 +66,9 @@
 // decoder panic, is logged with the message type, counted in
 // Stats.DecodeErrors, and closes that connection (a dialer reconnects).
 //
-// Listening: unix sockets are created mode 0600 (bound in a private
+// Listening: Listen returns the bound address (for port 0) and accepts
+// until its ctx ends; connections it accepted end with it. Unix sockets
+// are created mode 0600 (bound in a private
 // directory, chmod-ed, then renamed into place); an existing socket file is
 // replaced only if nothing answers on it, and removed on Close if it is
 // still ours. tcp: listens on 127.0.0.1 unless an address is named. ssl:
