@@ -100,7 +100,9 @@ func checkControllerTarget(t string) error {
 			return nil
 		}
 	case "tcp", "ssl":
-		if host, port, err := net.SplitHostPort(rest); err == nil && net.ParseIP(host) != nil && port != "" && port != "0" {
+		host, port, err := net.SplitHostPort(rest)
+		ip := net.ParseIP(host)
+		if n, perr := strconv.Atoi(port); err == nil && ip != nil && !ip.IsUnspecified() && perr == nil && n > 0 && n <= 65535 {
 			return nil
 		}
 	}

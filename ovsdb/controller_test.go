@@ -137,6 +137,8 @@ func TestTakeOverErrors(t *testing.T) {
 	}{
 		{ControllerMode{Target: "punix:/x"}, "controller target"},
 		{ControllerMode{Target: "tcp:localhost:6653"}, "controller target"},
+		{ControllerMode{Target: "tcp:0.0.0.0:6653"}, "controller target"},
+		{ControllerMode{Target: "tcp:127.0.0.1:99999"}, "controller target"},
 		{ControllerMode{Target: "unix:/x", MaxBackoff: time.Millisecond}, "max backoff"},
 		{ServiceMode{Target: "unix:/x"}, "service target"},
 		{ServiceMode{Target: "ptcp:0"}, "service target"},
