@@ -172,6 +172,18 @@ func TestIntegrationDialMgmtBundleAndStats(t *testing.T) {
 	if got := countFlows(t, l, 1); got != n-withOut1 {
 		t.Fatalf("after deleting flows with out_port 1: %d flows, want %d", got, n-withOut1)
 	}
+	// Delete by cookie across all tables, as the daemon removes a generation.
+	delAll := ofpx.NewFlowMod(ofpx.FlowDelete, TableAll)
+	delAll.Cookie, delAll.CookieMask = 0x10000, 0xffff0000
+	if err := sw.Apply(ctx, []*openflow13.FlowMod{delAll}); err != nil {
+		t.Fatal(err)
+	}
+	if got := countFlows(t, l, 1); got != 0 {
+		t.Fatalf("after deleting cookie 0x1xxxx in all tables: %d flows left in table 1", got)
+	}
+	if got := countFlows(t, l, 0); got != 1 {
+		t.Fatalf("table 0 has %d flows, want the untouched NORMAL flow", got)
+	}
 	if err := sw.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
