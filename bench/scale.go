@@ -124,7 +124,7 @@ func benchScale(t lab.T, cfg *Config, rep *Report) {
 		// Everything else runs against a lab of its own, removed before
 		// the next size.
 		err := runScenario(secScale+" "+cs, cfg.Log, func(t lab.T) {
-			scaleWithDaemon(t, cfg, specs, load, recon, mem)
+			scaleWithDaemon(t, cfg, deadline, specs, load, recon, mem)
 		})
 		if err != nil {
 			rep.Note("%s %s: stopped early: %v", secScale, cs, err)
@@ -137,7 +137,7 @@ func benchScale(t lab.T, cfg *Config, rep *Report) {
 	}
 }
 
-func scaleWithDaemon(t lab.T, cfg *Config, specs []api.MirrorSpec, load, recon, mem *Row) {
+func scaleWithDaemon(t lab.T, cfg *Config, deadline time.Time, specs []api.MirrorSpec, load, recon, mem *Row) {
 	l := lab.New(t)
 	twoHosts(t, l)
 	d, err := startDaemon(t, l, cfg.Flowspan)
@@ -153,6 +153,12 @@ func scaleWithDaemon(t lab.T, cfg *Config, specs []api.MirrorSpec, load, recon, 
 	start := time.Now()
 	names := make([]string, len(specs))
 	for i, s := range specs {
+		if time.Now().After(deadline) {
+			for _, r := range []*Row{load, recon, mem} {
+				r.NA = fmt.Sprintf("loading stopped by the section's time budget after %d of %d mirrors (%v)", i, len(specs), time.Since(start).Round(time.Second))
+			}
+			return
+		}
 		actx, cancel := context.WithTimeout(ctx, lab.Timeout)
 		_, err := c.AddMirror(actx, s)
 		cancel()
