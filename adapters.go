@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"sync"
 
 	"github.com/flowspan/flowspan/api"
@@ -216,11 +217,11 @@ func (s ofSwitch) Apply(ctx context.Context, ch Changes) error {
 	conv := func(in []FlowEntry) ([]flows.Flow, error) {
 		out := make([]flows.Flow, 0, len(in))
 		for _, f := range in {
-			ff, ok := f.Impl.(flows.Flow)
+			ff, ok := f.Flow.(compiledFlow)
 			if !ok {
-				return nil, fmt.Errorf("flow %s: not compiled by package flows", f.Text)
+				return nil, fmt.Errorf("flow %s: not compiled by package flows", f.Flow)
 			}
-			out = append(out, ff)
+			out = append(out, ff.Flow)
 		}
 		return out, nil
 	}
@@ -256,6 +257,15 @@ func (s ofSwitch) FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowSta
 	return out, nil
 }
 
+// compiledFlow is a flows.Flow as the Manager tracks it.
+type compiledFlow struct{ flows.Flow }
+
+// SameActions compares actions without rendering them.
+func (f compiledFlow) SameActions(o Flow) bool {
+	g, ok := o.(compiledFlow)
+	return ok && reflect.DeepEqual(f.Actions, g.Actions)
+}
+
 // NewFlowsCompiler adapts package flows. cfg.Generation is ignored (the
 // Manager picks generations).
 func NewFlowsCompiler(cfg flows.Config) Compiler { return flowsCompiler{cfg: cfg} }
@@ -279,7 +289,7 @@ func (c flowsCompiler) Restore() []FlowEntry {
 		return nil // embedded in a host pipeline: the host owns table 0
 	}
 	f := flows.Flow{Table: 0, Priority: 0, Actions: []flows.Action{flows.ActNormal{}}}
-	return []FlowEntry{{Table: f.Table, Priority: f.Priority, Match: f.Match.String(), Text: f.String(), Impl: f}}
+	return []FlowEntry{{Table: f.Table, Priority: f.Priority, Match: f.Match, Flow: compiledFlow{f}}}
 }
 
 func (c flowsCompiler) Check(spec api.MirrorSpec) error {
@@ -315,8 +325,8 @@ func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Pr
 	prog := Program{Missing: map[string][]string{}, Inactive: map[string]error{}}
 	prog.Flows = make([]FlowEntry, len(res.Flows))
 	for i, f := range res.Flows {
-		prog.Flows[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match.String(),
-			Text: f.String(), Mirror: names[flows.Cookie(f.Cookie).Mirror()], Impl: f}
+		prog.Flows[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match,
+			Mirror: names[flows.Cookie(f.Cookie).Mirror()], Flow: compiledFlow{f}}
 	}
 	status := res.Status
 	for name, st := range status {

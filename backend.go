@@ -3,7 +3,6 @@ package flowspan
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/flowspan/flowspan/api"
@@ -179,25 +178,46 @@ type Program struct {
 	Count func(stats []FlowStat) map[string]api.MirrorStats
 }
 
+// Flow is a compiler's flow value.
+type Flow interface {
+	// String renders the flow in ovs-ofctl -O OpenFlow13 add-flow syntax.
+	String() string
+	// ActionsText renders only its actions; flows with the same table,
+	// priority, match and cookie but other actions are modified in place.
+	ActionsText() string
+}
+
 // FlowEntry is one flow as the Manager tracks it.
 type FlowEntry struct {
 	Table    uint8
 	Priority uint16
 	Cookie   uint64
-	// Match is the flow's match in ovs-ofctl syntax; with Table and Priority
-	// it identifies the flow on the switch.
-	Match string
-	// Text is the whole flow in ovs-ofctl -O OpenFlow13 add-flow syntax.
-	Text string
+	// Match is a comparable value identifying the flow's match (the
+	// compiler's match value or its text); with Table and Priority it
+	// identifies the flow on the switch.
+	Match any
 	// Mirror names the mirror the flow belongs to ("" for shared flows).
 	Mirror string
-	// Impl is the compiler's own flow value, for the switch adapter.
-	Impl any
+	// Flow is the compiler's own flow value, for the switch adapter.
+	Flow Flow
 }
 
-func (f FlowEntry) key() string {
-	return fmt.Sprintf("%d/%d/%s", f.Table, f.Priority, f.Match)
+// sameActions compares two flows' actions, through SameActions(Flow) bool
+// when the flow type has it (cheaper than rendering text).
+func sameActions(a, b Flow) bool {
+	if s, ok := a.(interface{ SameActions(Flow) bool }); ok {
+		return s.SameActions(b)
+	}
+	return a.ActionsText() == b.ActionsText()
 }
+
+type flowKey struct {
+	table uint8
+	prio  uint16
+	match any
+}
+
+func (f FlowEntry) key() flowKey { return flowKey{f.Table, f.Priority, f.Match} }
 
 // CookieLayout says which cookie bits mark flowspan flows and which hold the
 // generation.
@@ -253,12 +273,12 @@ func (c Changes) Empty() bool {
 // whose cookie changed replaced (OpenFlow 1.3 modify keeps the cookie),
 // vanished ones deleted.
 func diff(installed, desired []FlowEntry) Changes {
-	have := make(map[string]FlowEntry, len(installed))
+	have := make(map[flowKey]FlowEntry, len(installed))
 	for _, f := range installed {
 		have[f.key()] = f
 	}
 	var ch Changes
-	want := make(map[string]bool, len(desired))
+	want := make(map[flowKey]bool, len(desired))
 	for _, f := range desired {
 		k := f.key()
 		want[k] = true
@@ -269,7 +289,7 @@ func diff(installed, desired []FlowEntry) Changes {
 		case old.Cookie != f.Cookie:
 			ch.Delete = append(ch.Delete, old)
 			ch.Add = append(ch.Add, f)
-		case old.Text != f.Text:
+		case !sameActions(old.Flow, f.Flow):
 			ch.Modify = append(ch.Modify, f)
 		}
 	}

@@ -22,7 +22,7 @@ var fakeCookies = CookieLayout{App: 0xf5 << 56, AppMask: 0xff << 56, GenShift: 4
 func (fakeCompiler) Cookies() CookieLayout { return fakeCookies }
 
 func (fakeCompiler) Restore() []FlowEntry {
-	return []FlowEntry{{Table: 0, Priority: 0, Match: "", Text: "priority=0 actions=NORMAL"}}
+	return []FlowEntry{{Table: 0, Priority: 0, Match: "", Flow: fakeFlow{"priority=0 actions=NORMAL", "NORMAL"}}}
 }
 
 func (fakeCompiler) Check(s api.MirrorSpec) error {
@@ -46,7 +46,8 @@ func (fakeCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Progr
 	}
 	prog := Program{Missing: map[string][]string{}}
 	prog.Flows = append(prog.Flows, FlowEntry{Table: 0, Priority: 0, Cookie: c(0, 0), Match: "",
-		Text: fmt.Sprintf("cookie=%#x, table=0, priority=0 actions=NORMAL", c(0, 0))})
+		Flow: fakeFlow{fmt.Sprintf("cookie=%#x, table=0, priority=0 actions=NORMAL", c(0, 0)), "NORMAL"}})
+	selOf := map[uint64]fakeSel{}
 	for _, m := range mirrors {
 		missing := func(p string) bool {
 			pf, ok := b.Ports[p]
@@ -92,8 +93,9 @@ func (fakeCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Progr
 			match := fmt.Sprintf("reg0=%d,%s=%d", m.ID, field, b.Ports[s.port].OFPort)
 			ck := c(m.ID, i+1)
 			prog.Flows = append(prog.Flows, FlowEntry{Table: 1, Priority: 100, Cookie: ck, Match: match,
-				Text:   fmt.Sprintf("cookie=%#x, table=1, priority=100,%s actions=%s", ck, match, out),
-				Mirror: m.Spec.Name, Impl: fakeSel{m.Spec.Name, s.port, s.dir}})
+				Flow:   fakeFlow{fmt.Sprintf("cookie=%#x, table=1, priority=100,%s actions=%s", ck, match, out), out},
+				Mirror: m.Spec.Name})
+			selOf[ck] = fakeSel{m.Spec.Name, s.port, s.dir}
 		}
 	}
 	for k := range prog.Missing {
@@ -104,7 +106,7 @@ func (fakeCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Progr
 		out := map[string]api.MirrorStats{}
 		for _, st := range stats {
 			for _, f := range flows {
-				sel, ok := f.Impl.(fakeSel)
+				sel, ok := selOf[f.Cookie]
 				if !ok || f.Cookie != st.Cookie || f.Table != st.Table {
 					continue
 				}
@@ -132,6 +134,11 @@ func (fakeCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Progr
 	return prog, nil
 }
 
+type fakeFlow struct{ text, actions string }
+
+func (f fakeFlow) String() string      { return f.text }
+func (f fakeFlow) ActionsText() string { return f.actions }
+
 type fakeSel struct {
 	mirror, port string
 	dir          api.Direction
@@ -140,14 +147,14 @@ type fakeSel struct {
 // fakeSwitch is a flow table.
 type fakeSwitch struct {
 	mu      sync.Mutex
-	flows   map[string]FlowEntry
+	flows   map[flowKey]FlowEntry
 	applies []Changes
 	failErr error             // next Apply fails with this
 	packets map[uint64]uint64 // per cookie
 }
 
 func newFakeSwitch() *fakeSwitch {
-	return &fakeSwitch{flows: map[string]FlowEntry{}, packets: map[uint64]uint64{}}
+	return &fakeSwitch{flows: map[flowKey]FlowEntry{}, packets: map[uint64]uint64{}}
 }
 
 func (s *fakeSwitch) Apply(_ context.Context, ch Changes) error {
@@ -201,7 +208,7 @@ func (s *fakeSwitch) texts() []string {
 	defer s.mu.Unlock()
 	var out []string
 	for _, f := range s.flows {
-		out = append(out, f.Text)
+		out = append(out, f.Flow.String())
 	}
 	sort.Strings(out)
 	return out

@@ -463,10 +463,21 @@ func (m *Manager) compileLocked(b *bridgeState, gen uint8, mirrors []*mirror) (P
 // full sync with a new generation if b is not synced, else the diff against
 // the installed flows. On error the switch is unchanged and so is b.
 func (m *Manager) applyLocked(ctx context.Context, b *bridgeState, sw Switch, mirrors []*mirror) (Program, error) {
+	return m.applyCompiledLocked(ctx, b, sw, mirrors, nil, 0)
+}
+
+// applyCompiledLocked is applyLocked reusing pre when it was compiled for
+// generation preGen and no full sync is needed.
+func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Switch, mirrors []*mirror, pre *Program, preGen uint8) (Program, error) {
 	if b.synced {
-		prog, err := m.compileLocked(b, b.gen, mirrors)
-		if err != nil {
-			return prog, err
+		var prog Program
+		if pre != nil && preGen == b.gen {
+			prog = *pre
+		} else {
+			var err error
+			if prog, err = m.compileLocked(b, b.gen, mirrors); err != nil {
+				return prog, err
+			}
 		}
 		ch := diff(b.installed, prog.Flows)
 		if !ch.Empty() {

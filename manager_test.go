@@ -330,8 +330,8 @@ func TestGenerationSync(t *testing.T) {
 	sw := e.ctl.sw(1)
 	gen1 := fakeCookies.Generation(sw.flowsSorted()[0].Cookie)
 	// Plant a stale flow of some other generation and a non-flowspan flow.
-	stale := FlowEntry{Table: 1, Priority: 5, Cookie: fakeCookies.App | 7<<48, Match: "dl_type=0x88cc", Text: "stale"}
-	foreign := FlowEntry{Table: 0, Priority: 1, Cookie: 0x1, Match: "arp", Text: "foreign"}
+	stale := FlowEntry{Table: 1, Priority: 5, Cookie: fakeCookies.App | 7<<48, Match: "dl_type=0x88cc", Flow: fakeFlow{"stale", "drop"}}
+	foreign := FlowEntry{Table: 0, Priority: 1, Cookie: 0x1, Match: "arp", Flow: fakeFlow{"foreign", "drop"}}
 	sw.Apply(context.Background(), Changes{Add: []FlowEntry{stale, foreign}})
 
 	e.restartManager()
@@ -379,7 +379,7 @@ func (s *fakeSwitch) flowsSorted() []FlowEntry {
 	for _, f := range s.flows {
 		out = append(out, f)
 	}
-	slices.SortFunc(out, func(a, b FlowEntry) int { return strings.Compare(a.Text, b.Text) })
+	slices.SortFunc(out, func(a, b FlowEntry) int { return strings.Compare(a.Flow.String(), b.Flow.String()) })
 	return out
 }
 
@@ -482,14 +482,14 @@ func TestStatsPerSelection(t *testing.T) {
 	e.add(api.MirrorSpec{Name: "m1", Bridge: "br0", Ports: []string{"p1"}, Egress: []string{"p2"}, Output: api.Output{Port: "mon"}})
 	sw := e.ctl.sw(1)
 	for _, f := range sw.flowsSorted() {
-		switch {
-		case strings.Contains(f.Text, "in_port=1"):
+		switch text := f.Flow.String(); {
+		case strings.Contains(text, "in_port=1"):
 			sw.packets[f.Cookie] = 5
-		case strings.Contains(f.Text, "reg1=1"):
+		case strings.Contains(text, "reg1=1"):
 			sw.packets[f.Cookie] = 2
-		case strings.Contains(f.Text, "reg1=2"):
+		case strings.Contains(text, "reg1=2"):
 			sw.packets[f.Cookie] = 1
-		case strings.Contains(f.Text, "NORMAL"):
+		case strings.Contains(text, "NORMAL"):
 			sw.packets[f.Cookie] = 1000
 		}
 	}

@@ -265,7 +265,8 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	b.facts, b.dpid = facts, facts.DatapathID
 	mirrors := append(m.mirrorsOf(spec.Bridge), mi)
 	sort.Slice(mirrors, func(i, j int) bool { return mirrors[i].spec.Name < mirrors[j].spec.Name })
-	prog, err := m.compileLocked(b, b.gen, mirrors)
+	preGen := b.gen
+	prog, err := m.compileLocked(b, preGen, mirrors)
 	if err != nil {
 		rollback()
 		return nil, api.WithCode(api.CodeInvalid, fmt.Errorf("mirror %q: %w", spec.Name, err))
@@ -295,7 +296,8 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		if sw != b.sw {
 			b.synced = false
 		}
-		prog, err = m.applyLocked(ctx, b, sw, mirrors)
+		pre := prog
+		prog, err = m.applyCompiledLocked(ctx, b, sw, mirrors, &pre, preGen)
 		if err != nil {
 			b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
 			rollback()
@@ -465,7 +467,7 @@ func (m *Manager) Flows(ctx context.Context, name string) ([]string, error) {
 	}
 	for _, f := range b.installed {
 		if f.Mirror == name {
-			out = append(out, f.Text)
+			out = append(out, f.Flow.String())
 		}
 	}
 	return out, nil
