@@ -137,21 +137,18 @@ var (
 type step struct {
 	from  string
 	frame func(b *bench) []byte
-	learn *struct {
-		vlan int
-		host string
-	}
+	learn *learnCheck
 }
 
-func learns(vlan int, host string) *struct {
+// learnCheck: the MAC of host must be learned in vlan on the port of host
+// at (the sender's own port when empty).
+type learnCheck struct {
 	vlan int
 	host string
-} {
-	return &struct {
-		vlan int
-		host string
-	}{vlan, host}
+	at   string
 }
+
+func learns(vlan int, host string) *learnCheck { return &learnCheck{vlan: vlan, host: host} }
 
 // script is the traffic every comparison sends: broadcast, ARP, flooded and
 // learned unicast, multicast, VLAN 0, invalid VLANs, frames to the input
@@ -201,6 +198,11 @@ func (b *bench) run(t *testing.T, flowspan bool) {
 			continue
 		}
 		mac := b.mac[s.learn.host].String()
+		at := s.learn.at
+		if at == "" {
+			at = s.from
+		}
+		port := strconv.Itoa(b.l.OFPort(t, b.hosts[at].Port()))
 		lab.Eventually(t, 5*time.Second, func() error {
 			out, err := b.l.Appctl("fdb/show", "br0")
 			if err != nil {
@@ -209,19 +211,19 @@ func (b *bench) run(t *testing.T, flowspan bool) {
 			found := false
 			for _, line := range strings.Split(out, "\n") {
 				f := strings.Fields(line)
-				if len(f) >= 3 && f[1] == strconv.Itoa(s.learn.vlan) && f[2] == mac {
+				if len(f) >= 3 && f[0] == port && f[1] == strconv.Itoa(s.learn.vlan) && f[2] == mac {
 					found = true
 				}
 			}
 			if !found {
-				return fmt.Errorf("step %d: bridge has not learned %s in VLAN %d:\n%s", i+1, mac, s.learn.vlan, out)
+				return fmt.Errorf("step %d: bridge has not learned %s in VLAN %d on port %s:\n%s", i+1, mac, s.learn.vlan, port, out)
 			}
 			if flowspan {
 				out, err := b.l.Ofctl("-O", "OpenFlow13", "dump-flows", "br0", fmt.Sprintf("table=%d,dl_dst=%s", b.macTable, mac))
 				if err != nil {
 					return err
 				}
-				if !strings.Contains(out, "dl_dst="+mac) {
+				if !strings.Contains(out, "dl_dst="+mac+" actions=load:"+hexPort(port)+"->") {
 					return fmt.Errorf("step %d: flowspan has not learned %s:\n%s", i+1, mac, out)
 				}
 			}
@@ -388,4 +390,9 @@ func comparePackets(t *testing.T, what string, want, got []lab.Packet) {
 	if strings.Join(w, "\n") != strings.Join(g, "\n") {
 		t.Errorf("%s: flowspan delivered %d packets, native %d (-native +flowspan):\n%s", what, len(got), len(want), lineDiff(w, g))
 	}
+}
+
+func hexPort(port string) string {
+	n, _ := strconv.Atoi(port)
+	return fmt.Sprintf("%#x", n)
 }

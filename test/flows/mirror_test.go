@@ -30,6 +30,8 @@ type compareCase struct {
 	// nativeHas, when set, must match at least 3 native packets (e.g. the
 	// RSPAN copies among forwarded traffic).
 	nativeHas func(lab.Packet) bool
+	// outCfg: extra "set Port" columns of output ports (both phases).
+	outCfg map[string][]string
 	// cfg and host: embedding mode, with a host pipeline around flowspan's
 	// tables.
 	cfg  flows.Config
@@ -94,6 +96,16 @@ func TestCompareWithNativeMirror(t *testing.T) {
 		{name: "access-output-untagged", outputs: map[string]int{"mirror0": 30},
 			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0"}},
 			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}}}, wantMin: 18},
+		// Outputs whose VLAN settings keep NORMAL away (VLAN 30 carries no
+		// forwarded traffic) but decide the copies' tags.
+		{name: "native-untagged-output", outputs: map[string]int{"mirror0": 30},
+			outCfg:  map[string][]string{"mirror0": {"vlan_mode=native-untagged", "trunks=30"}},
+			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}}}, wantMin: 18},
+		{name: "native-tagged-output", outputs: map[string]int{"mirror0": 30},
+			outCfg:  map[string][]string{"mirror0": {"vlan_mode=native-tagged", "trunks=30"}},
+			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0"}},
+			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}}}, wantMin: 18},
 		{name: "snaplen", outputs: out,
 			native:  []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0", Snaplen: 64}},
 			mirrors: []flows.Mirror{{Name: "m", All: true, Output: flows.Output{Port: "mirror0"}, Snaplen: 64}}, wantMin: 18},
@@ -126,6 +138,9 @@ func TestCompareWithNativeMirror(t *testing.T) {
 
 func compare(t *testing.T, tc compareCase) {
 	b := newBench(t, tc.outputs)
+	for p, cols := range tc.outCfg {
+		b.l.MustVsctl(t, append([]string{"set", "Port", p}, cols...)...)
+	}
 	ports := tc.capture
 	if ports == nil {
 		for p := range tc.outputs {
