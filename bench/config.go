@@ -27,7 +27,9 @@ type Config struct {
 	// flowspan sides that need the daemon are not available.
 	Flowspan string
 	// Budget bounds each section's wall time: no new run starts after it.
-	Budget time.Duration
+	// Sections listed in Budgets get their own.
+	Budget  time.Duration
+	Budgets map[int]time.Duration
 	// Log receives progress lines (nil: none).
 	Log io.Writer
 	// Sections to run (1–4); empty means all.
@@ -45,12 +47,14 @@ func fullConfig() Config {
 		ProgramReps:      []int{9, 7, 5},
 		FirstPacketReps:  5,
 		FirstPacketLimit: 5 * time.Second,
-		DatapathReps:     3,
+		DatapathReps:     5,
 		IperfTime:        3 * time.Second,
 		SmallPktTime:     2 * time.Second,
 		ScaleSizes:       []ScaleSize{{64, 2500}, {128, 5000}, {256, 10000}},
 		ScaleReps:        3,
 		Budget:           4 * time.Minute,
+		// About 13 minutes in all, plus the last run of each section.
+		Budgets: map[int]time.Duration{1: 4 * time.Minute, 2: 2 * time.Minute, 3: 3 * time.Minute, 4: 4 * time.Minute},
 	}
 }
 
@@ -69,6 +73,14 @@ func smokeConfig() Config {
 		ScaleReps:        1,
 		Budget:           40 * time.Second,
 	}
+}
+
+// budget is the time budget of one section.
+func (c *Config) budget(section int) time.Duration {
+	if b, ok := c.Budgets[section]; ok {
+		return b
+	}
+	return c.Budget
 }
 
 func (c *Config) wants(section int) bool {

@@ -101,7 +101,7 @@ func benchDatapath(t lab.T, cfg *Config, rep *Report) {
 	rep.Ratios = append(rep.Ratios,
 		Ratio{secDatapath, caseCopies, subjFSMirror, subjFSMirror, subjNative, "(c) ÷ (b)", Target{}},
 		Ratio{secDatapath, caseCopies, subjFSFilter, subjNative, subjFSFilter, "(b) ÷ (d)", Target{">=", 50}})
-	deadline := time.Now().Add(cfg.Budget)
+	deadline := time.Now().Add(cfg.budget(3))
 	for r := 0; r < cfg.DatapathReps; r++ {
 		if r > 0 && time.Now().After(deadline) {
 			rep.Note("%s: stopped after %d runs (time budget)", secDatapath, r)

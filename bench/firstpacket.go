@@ -15,35 +15,33 @@ import (
 
 const (
 	secFirstPacket  = "2 first mirrored packet"
-	caseFirstPacket = "create mirror of h1 → first copy on mirror0"
+	caseEstablished = "established stream: create mirror of h1 → first copy"
+	caseNewFlows    = "new flows (fresh source MAC per packet): create mirror of h1 → first copy"
 	subjFPNative    = "native Mirror (ovs-vsctl)"
 	subjFPFlowspan  = "flowspan mirror add"
 	fpDstPort       = 7100
+	fpFreshPort     = 7101
 )
 
-// benchFirstPacket measures section 2: while h1 sends a steady UDP stream
-// (one datagram every ~100 µs) to h2, the time from starting the command
-// that creates a mirror of h1 to the first copy of the stream arriving on
-// the output port, for a native Mirror created with ovs-vsctl and for
-// `flowspan mirror add`. Both commands are run as processes, as a user
-// would run them.
+// benchFirstPacket measures section 2: the time from starting the command
+// that creates a mirror of h1 to the first copy arriving on the output
+// port, for a native Mirror created with ovs-vsctl and for `flowspan mirror
+// add`. Both commands are run as processes, as a user would run them. Two
+// kinds of traffic: an established stream (h1 sends a UDP datagram to h2
+// about every 100 µs, one datapath flow), and new flows (h1 sends a frame to
+// h2 every millisecond from a source MAC never used before, so each frame
+// is a new datapath flow that OVS translates with its current config).
 func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 	l := lab.New(t)
 	h1, h2 := twoHosts(t, l)
-	stop := startTicker(t, h1, h2)
-	defer stop()
+	// Fresh source MACs must not evict h2's entry from the MAC table.
+	l.MustVsctl(t, "set", "Bridge", "br0", "other_config:mac-table-size=1000000")
 	var fsNA string
 	d, err := startDaemon(t, l, cfg.Flowspan)
 	if err != nil {
 		fsNA = err.Error()
 	}
-	type way struct {
-		name     string
-		na       string
-		create   func() error
-		teardown func() error
-	}
-	ways := []*way{
+	ways := []*fpWay{
 		{name: subjFPNative, create: func() error {
 			_, err := l.Vsctl("--", "--id=@p", "get", "Port", h1.Port(), "--", "--id=@o", "get", "Port", "mirror0",
 				"--", "--id=@m", "create", "Mirror", "name=fp", "select_src_port=@p", "select_dst_port=@p", "output_port=@o",
@@ -61,25 +59,42 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 			return err
 		}},
 	}
-	rows := map[string]*Row{}
-	ret := map[string][]float64{}
-	for _, w := range ways {
-		rows[w.name] = rep.Add(secFirstPacket, caseFirstPacket, w.name, Duration)
-		rows[w.name].NA = w.na
-		rows[w.name].Limit = cfg.FirstPacketLimit.Seconds()
-	}
-	stuck := map[string]int{}
-	rep.Ratios = append(rep.Ratios, Ratio{secFirstPacket, caseFirstPacket, subjFPFlowspan, subjFPFlowspan, subjFPNative,
-		"flowspan ÷ native", Target{"<=", 1.0}})
 	sock, err := openCopySocket(l.Netns(), "mirror0")
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
 	defer unix.Close(sock)
-	deadline := time.Now().Add(cfg.Budget)
+	deadline := time.Now().Add(cfg.budget(2))
+	stop := startTicker(t, h1, h2)
+	firstPacketCase(t, l, cfg, rep, caseEstablished, ways, sock, fpDstPort, deadline.Add(-cfg.budget(2)/2))
+	stop()
+	stop = startFreshMACs(t, h1, h2)
+	firstPacketCase(t, l, cfg, rep, caseNewFlows, ways, sock, fpFreshPort, deadline)
+	stop()
+}
+
+// fpWay is one way to create (and remove) a mirror of h1 to mirror0.
+type fpWay struct {
+	name     string
+	na       string
+	create   func() error
+	teardown func() error
+}
+
+func firstPacketCase(t lab.T, l *lab.Lab, cfg *Config, rep *Report, cs string, ways []*fpWay, sock int, port uint16, deadline time.Time) {
+	rows := map[string]*Row{}
+	ret := map[string][]float64{}
+	for _, w := range ways {
+		rows[w.name] = rep.Add(secFirstPacket, cs, w.name, Duration)
+		rows[w.name].NA = w.na
+		rows[w.name].Limit = cfg.FirstPacketLimit.Seconds()
+	}
+	stuck := map[string]int{}
+	rep.Ratios = append(rep.Ratios, Ratio{secFirstPacket, cs, subjFPFlowspan, subjFPFlowspan, subjFPNative,
+		"flowspan ÷ native", Target{"<=", 1.0}})
 	for r := 0; r < cfg.FirstPacketReps; r++ {
 		if r > 0 && time.Now().After(deadline) {
-			rep.Note("%s: stopped after %d runs (time budget)", secFirstPacket, r)
+			rep.Note("%s, %s: stopped after %d runs (time budget)", secFirstPacket, cs, r)
 			break
 		}
 		for k := range ways {
@@ -87,9 +102,9 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 			if w.na != "" {
 				continue
 			}
-			// Nothing of the stream may reach mirror0 before the mirror exists.
-			if n := drainCopies(sock, 200*time.Millisecond); n > 0 {
-				t.Fatalf("%s: %d stream packets on mirror0 with no mirror", w.name, n)
+			// Nothing of the traffic may reach mirror0 before the mirror exists.
+			if n := drainCopies(sock, port, 200*time.Millisecond); n > 0 {
+				t.Fatalf("%s, %s: %d packets on mirror0 with no mirror", cs, w.name, n)
 			}
 			start := time.Now()
 			errc := make(chan error, 1)
@@ -99,7 +114,7 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 				returned.Store(int64(time.Since(start)))
 				errc <- err
 			}()
-			first, err := waitCopy(sock, cfg.FirstPacketLimit)
+			first, err := waitCopy(sock, port, cfg.FirstPacketLimit)
 			cerr := <-errc
 			if cerr != nil {
 				w.na = "failed: " + cerr.Error()
@@ -114,15 +129,15 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 				if _, err := l.Appctl("revalidator/purge"); err != nil {
 					t.Fatalf("%v", err)
 				}
-				if _, err := waitCopy(sock, 2*time.Second); err != nil {
-					t.Fatalf("%s: no copy on mirror0, not even after revalidator/purge: %v", w.name, err)
+				if _, err := waitCopy(sock, port, 2*time.Second); err != nil {
+					t.Fatalf("%s, %s: no copy on mirror0, not even after revalidator/purge: %v", cs, w.name, err)
 				}
 				stuck[w.name]++
 				rows[w.name].Samples = append(rows[w.name].Samples, math.Inf(1))
-				t.Logf("%s: no copy within %v; after revalidator/purge copies arrive", w.name, cfg.FirstPacketLimit)
+				t.Logf("%s, %s: no copy within %v; after revalidator/purge copies arrive", cs, w.name, cfg.FirstPacketLimit)
 			} else {
 				rows[w.name].Samples = append(rows[w.name].Samples, first.Sub(start).Seconds())
-				t.Logf("%s: first copy after %v (command returned after %v)", w.name, first.Sub(start), time.Duration(returned.Load()))
+				t.Logf("%s, %s: first copy after %v (command returned after %v)", cs, w.name, first.Sub(start), time.Duration(returned.Load()))
 			}
 			if err := w.teardown(); err != nil {
 				t.Fatalf("%s: removing the mirror: %v", w.name, err)
@@ -132,7 +147,7 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 			if _, err := l.Appctl("revalidator/purge"); err != nil {
 				t.Fatalf("%v", err)
 			}
-			drainCopies(sock, 300*time.Millisecond)
+			drainCopies(sock, port, 300*time.Millisecond)
 		}
 	}
 	for name, s := range ret {
@@ -141,10 +156,93 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 		}
 	}
 	for name, n := range stuck {
-		rep.Note("%s, %s: in %d run(s) no copy of the already-flowing stream reached the output port within %s; "+
+		rep.Note("%s, %s, %s: in %d run(s) no copy reached the output port within %s; "+
 			"after `ovs-appctl revalidator/purge` copies arrived at once, so the mirror was configured but OVS kept "+
-			"using the datapath flow it had cached before the mirror existed", secFirstPacket, name, n, Duration.format(cfg.FirstPacketLimit.Seconds()))
+			"using the datapath flow it had cached before the mirror existed", secFirstPacket, cs, name, n, Duration.format(cfg.FirstPacketLimit.Seconds()))
 	}
+}
+
+// startFreshMACs makes h1 send a UDP frame to h2:fpFreshPort every
+// millisecond, each from a source MAC not used before, until the returned
+// function is called.
+func startFreshMACs(t lab.T, h1, h2 *lab.Host) (stop func()) {
+	t.Helper()
+	var rc *net.UDPConn
+	if err := h2.Do(func() error {
+		var err error
+		rc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(h2.IPv4(), fpFreshPort)))
+		return err
+	}); err != nil {
+		t.Fatalf("udp sink: %v", err)
+	}
+	fd := -1
+	var ifindex int
+	if err := h1.Do(func() error {
+		ifi, err := net.InterfaceByName(h1.Device())
+		if err != nil {
+			return err
+		}
+		ifindex = ifi.Index
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		return err
+	}); err != nil {
+		rc.Close()
+		t.Fatalf("raw socket in h1: %v", err)
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{}, 2)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := rc.ReadFromUDP(buf); err != nil {
+				done <- struct{}{}
+				return
+			}
+		}
+	}()
+	go func() {
+		to := &unix.SockaddrLinklayer{Ifindex: ifindex, Halen: 6}
+		for i := uint32(1); ; i++ {
+			select {
+			case <-quit:
+				done <- struct{}{}
+				return
+			default:
+			}
+			_ = unix.Sendto(fd, udpFrame(h1, h2, i), 0, to)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return func() {
+		close(quit)
+		rc.Close()
+		<-done
+		<-done
+		unix.Close(fd)
+	}
+}
+
+// udpFrame is an Ethernet/IPv4/UDP frame from h1's IP to h2 on
+// fpFreshPort, with source MAC 02:aa:xx:xx:xx:xx (xx = n).
+func udpFrame(h1, h2 *lab.Host, n uint32) []byte {
+	f := make([]byte, 0, 64)
+	f = append(f, h2.MAC()...)
+	f = append(f, 0x02, 0xaa, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	f = append(f, 0x08, 0x00)
+	ip := []byte{0x45, 0, 0, 46, byte(n >> 8), byte(n), 0, 0, 64, 17, 0, 0}
+	ip = append(ip, h1.IPv4().AsSlice()...)
+	ip = append(ip, h2.IPv4().AsSlice()...)
+	var sum uint32
+	for i := 0; i < len(ip); i += 2 {
+		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	ip[10], ip[11] = byte(^sum>>8), byte(^sum)
+	f = append(f, ip...)
+	f = append(f, 0xa0, 0x28, byte(fpFreshPort>>8), byte(fpFreshPort&0xff), 0, 26, 0, 0) // UDP, no checksum
+	return append(f, make([]byte, 18)...)
 }
 
 // startTicker makes h1 send a UDP datagram to h2:fpDstPort about every
@@ -231,14 +329,15 @@ func openCopySocket(netns, iface string) (int, error) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// isStreamCopy says whether frame is a copy of the ticker's stream.
-func isStreamCopy(frame []byte) bool {
+// isCopy says whether frame is a UDP datagram to port (the traffic of
+// the case being measured).
+func isCopy(frame []byte, port uint16) bool {
 	p := lab.Decode(frame, len(frame))
-	return p.Proto == 17 && p.DstPort == fpDstPort
+	return p.Proto == 17 && p.DstPort == port
 }
 
 // waitCopy returns the time the first stream copy arrived.
-func waitCopy(fd int, timeout time.Duration) (time.Time, error) {
+func waitCopy(fd int, port uint16, timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 2048)
 	tv := unix.NsecToTimeval((20 * time.Millisecond).Nanoseconds())
@@ -252,7 +351,7 @@ func waitCopy(fd int, timeout time.Duration) (time.Time, error) {
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 			continue
 		}
-		if isStreamCopy(buf[:n]) {
+		if isCopy(buf[:n], port) {
 			return now, nil
 		}
 	}
@@ -261,7 +360,7 @@ func waitCopy(fd int, timeout time.Duration) (time.Time, error) {
 
 // drainCopies reads until no stream copy arrived for quiet (at most 3 s)
 // and returns how many it read.
-func drainCopies(fd int, quiet time.Duration) int {
+func drainCopies(fd int, port uint16, quiet time.Duration) int {
 	buf := make([]byte, 2048)
 	tv := unix.NsecToTimeval((10 * time.Millisecond).Nanoseconds())
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
@@ -271,7 +370,7 @@ func drainCopies(fd int, quiet time.Duration) int {
 		if err != nil {
 			continue
 		}
-		if isStreamCopy(buf[:m]) {
+		if isCopy(buf[:m], port) {
 			n++
 			last = time.Now()
 		}

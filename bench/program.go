@@ -44,7 +44,7 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 	if err != nil {
 		t.Fatalf("vswitchd pid: %v", err)
 	}
-	deadline := time.Now().Add(cfg.Budget)
+	deadline := time.Now().Add(cfg.budget(1))
 	for si, n := range cfg.ProgramSizes {
 		cs := "N=" + thousands(int64(n))
 		flows := syntheticFlows(n)

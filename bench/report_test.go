@@ -175,8 +175,15 @@ func TestConfigsBounded(t *testing.T) {
 		if len(c.ProgramSizes) != len(c.ProgramReps) {
 			t.Errorf("%s: %d sizes, %d rep counts", name, len(c.ProgramSizes), len(c.ProgramReps))
 		}
-		if c.Budget <= 0 || c.Budget > 5*time.Minute {
-			t.Errorf("%s: budget %v", name, c.Budget)
+		var total time.Duration
+		for s := 1; s <= 4; s++ {
+			if c.budget(s) <= 0 {
+				t.Errorf("%s: section %d has no time budget", name, s)
+			}
+			total += c.budget(s)
+		}
+		if total > 14*time.Minute {
+			t.Errorf("%s: sections may take %v in all, want ≤ 14m", name, total)
 		}
 	}
 }

@@ -70,7 +70,7 @@ func toFlowsMirrors(specs []api.MirrorSpec) []flows.Mirror {
 // after vswitchd restarts and the daemon's RSS at idle. Each size gets its
 // own lab and daemon.
 func benchScale(t lab.T, cfg *Config, rep *Report) {
-	deadline := time.Now().Add(cfg.Budget)
+	deadline := time.Now().Add(cfg.budget(4))
 	for _, s := range cfg.ScaleSizes {
 		cs := fmt.Sprintf("%d mirrors / %s filters", s.Mirrors, thousands(int64(s.Filters)))
 		specs := scaleMirrors(s)

@@ -61,7 +61,7 @@ func TestSmoke(t *testing.T) {
 	// OVS's own sides never depend on flowspan: they must be measured.
 	must := []string{
 		subjBundle + " @ N=200", subjPlain + " @ N=200", subjFloor + " @ N=200",
-		subjFPNative + " @ " + caseFirstPacket,
+		subjFPNative + " @ " + caseEstablished, subjFPNative + " @ " + caseNewFlows,
 		subjNoMirror + " @ " + caseTCP, subjNative + " @ " + caseTCP,
 		subjNoMirror + " @ " + caseSmall, subjNative + " @ " + caseSmall,
 		subjNoMirror + " @ " + caseCopies, subjNative + " @ " + caseCopies,
