@@ -42,7 +42,8 @@ func (a *ovsdbAdapter) Bridge(ctx context.Context, name string) (Bridge, error) 
 	if err != nil {
 		return Bridge{}, err
 	}
-	out := Bridge{Name: b.Name, DatapathID: b.DatapathID, MACAgingTime: b.MACAgingTime, Ports: make(map[string]Port, len(b.Ports))}
+	out := Bridge{Name: b.Name, DatapathID: b.DatapathID, MACAgingTime: b.MACAgingTime, Ports: make(map[string]Port, len(b.Ports)),
+		HandedOver: b.Mode != ""}
 	for n, p := range b.Ports {
 		out.Ports[n] = Port{Name: p.Name, OFPort: p.OFPort, Type: p.Type, Tag: p.Tag, Trunks: p.Trunks,
 			VLANMode: p.VLANMode, Flowspan: p.Flowspan, Isolated: p.Isolated}

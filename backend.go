@@ -28,6 +28,9 @@ type Bridge struct {
 	// Ports by name. OFPort 0 means OVS has not assigned one (yet).
 	Ports        map[string]Port
 	MACAgingTime time.Duration
+	// HandedOver is true when OVSDB records that flowspan took the bridge
+	// over (possibly a previous run).
+	HandedOver bool
 }
 
 // Port is one port of a bridge (its single interface).

@@ -340,6 +340,7 @@ func (o *fakeOVSDB) Bridge(_ context.Context, name string) (Bridge, error) {
 		return Bridge{}, fmt.Errorf("bridge %q: %w", name, ErrNoBridge)
 	}
 	b.Ports = maps.Clone(b.Ports)
+	b.HandedOver = o.takenOver[name]
 	return b, nil
 }
 
@@ -348,6 +349,10 @@ func (o *fakeOVSDB) Watch(ctx context.Context) <-chan string {
 	defer o.mu.Unlock()
 	ch := make(chan string, 100)
 	o.watchers = append(o.watchers, ch)
+	names := slices.Sorted(maps.Keys(o.bridges))
+	for _, n := range names {
+		ch <- n // like ovsdb's Initial changes
+	}
 	return ch
 }
 

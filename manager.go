@@ -226,6 +226,8 @@ func (m *Manager) Run(ctx context.Context) error {
 				}
 			} else if b := m.bridges[name]; b != nil {
 				m.reconcileLocked(ctx, b)
+			} else {
+				m.adoptLocked(ctx, name)
 			}
 			m.mu.Unlock()
 		case <-changed:
@@ -385,7 +387,15 @@ func (m *Manager) syncLocked(ctx context.Context, b *bridgeState, mirrors []*mir
 	}
 	b.facts, b.dpid = facts, facts.DatapathID
 
+	m.removeOrphanPortsLocked(ctx, b)
 	if len(mirrors) == 0 {
+		if facts.HandedOver && !b.takenOver {
+			// Left handed over by a previous run: take it back to remove
+			// its flows, then release it.
+			if err := m.takeOverLocked(ctx, b); err != nil {
+				return err
+			}
+		}
 		return m.drainLocked(ctx, b)
 	}
 	// Outputs that are existing ports stay isolated from NORMAL (a port
@@ -609,6 +619,45 @@ func (m *Manager) releaseLocked(ctx context.Context, b *bridgeState) error {
 	m.log.WithField("bridge", b.name).Info("bridge released")
 	m.forgetBridgeLocked(b)
 	return nil
+}
+
+// adoptLocked looks at a bridge the Manager has no mirrors on: if a previous
+// run left it handed over, or left ports it created, it is cleaned up.
+func (m *Manager) adoptLocked(ctx context.Context, name string) {
+	facts, err := m.cfg.OVSDB.Bridge(ctx, name)
+	if err != nil {
+		return
+	}
+	orphans := false
+	for _, p := range facts.Ports {
+		orphans = orphans || p.Flowspan
+	}
+	if !facts.HandedOver && !orphans {
+		return
+	}
+	m.log.WithFields(logrus.Fields{"bridge": name, "handed_over": facts.HandedOver, "flowspan_ports": orphans}).Info("cleaning up after a previous run")
+	m.reconcileLocked(ctx, m.bridge(name))
+}
+
+// removeOrphanPortsLocked removes ports flowspan created that no mirror
+// owns (left by a crash between creating a port and saving the state, or by
+// a tap whose daemon died).
+func (m *Manager) removeOrphanPortsLocked(ctx context.Context, b *bridgeState) {
+	owned := map[string]bool{}
+	for _, mi := range m.mirrorsOf(b.name) {
+		owned[mi.createdPort] = true
+	}
+	for name, p := range b.facts.Ports {
+		if !p.Flowspan || owned[name] {
+			continue
+		}
+		log := m.log.WithFields(logrus.Fields{"bridge": b.name, "port": name})
+		if err := m.cfg.OVSDB.RemovePort(ctx, b.name, name); err != nil {
+			log.WithError(err).Warn("removing orphaned flowspan port failed")
+			continue
+		}
+		log.Info("removed orphaned flowspan port")
+	}
 }
 
 func (m *Manager) forgetBridgeLocked(b *bridgeState) {

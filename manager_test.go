@@ -725,3 +725,29 @@ func TestOutputIsolation(t *testing.T) {
 		t.Fatal("output still isolated after its last mirror went")
 	}
 }
+
+// TestCleanupAfterPreviousRun: a bridge left handed over with flowspan
+// flows and a flowspan-created port, but no mirrors in the state file, is
+// cleaned up and released on start.
+func TestCleanupAfterPreviousRun(t *testing.T) {
+	e := newEnv(t)
+	e.db.takenOver["br1"] = true
+	b := e.db.bridges["br1"]
+	b.Ports["fsold"] = Port{Name: "fsold", OFPort: 9, Flowspan: true, Isolated: true}
+	sw := e.ctl.sw(2)
+	sw.Apply(context.Background(), Changes{Add: []FlowEntry{
+		{Table: 0, Priority: 0, Cookie: fakeCookies.App | 3<<48, Match: "", Flow: fakeFlow{"old pipeline", "NORMAL"}},
+		{Table: 1, Priority: 9, Cookie: fakeCookies.App | 3<<48 | 1<<16, Match: "in_port=1", Flow: fakeFlow{"old mirror", "output:9"}},
+	}})
+	e.start()
+	eventually(t, "br1 released and cleaned", func() bool {
+		bs, taken := e.db.snapshot()
+		_, portLeft := bs["br1"].Ports["fsold"]
+		got := sw.texts()
+		return !taken["br1"] && !portLeft && slices.Equal(got, []string{"priority=0 actions=NORMAL"})
+	})
+	// br0 was never handed over and is left alone.
+	if e.db.isTakenOver("br0") || len(e.ctl.sw(1).texts()) != 0 {
+		t.Fatal("br0 touched")
+	}
+}

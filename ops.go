@@ -541,7 +541,8 @@ func (m *Manager) Release(ctx context.Context, bridge string) (api.ReleaseResult
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	res := api.ReleaseResult{Bridge: bridge, Deleted: []string{}}
-	if _, err := m.cfg.OVSDB.Bridge(ctx, bridge); errors.Is(err, ErrNoBridge) {
+	facts, err := m.cfg.OVSDB.Bridge(ctx, bridge)
+	if errors.Is(err, ErrNoBridge) {
 		return res, invalidf("bridge %q: no such bridge", bridge)
 	} else if err != nil {
 		return res, err
@@ -557,8 +558,21 @@ func (m *Manager) Release(ctx context.Context, bridge string) (api.ReleaseResult
 		return res, err
 	}
 	b := m.bridge(bridge)
-	if sw, ok := m.cfg.Controller.Switch(b.dpid); ok && b.takenOver {
-		if err := sw.Apply(ctx, m.removeAllChanges()); err != nil {
+	b.facts, b.dpid = facts, facts.DatapathID
+	if facts.HandedOver && !b.takenOver {
+		// Handed over by a previous run: connect to remove its flows.
+		if err := m.takeOverLocked(ctx, b); err != nil {
+			m.log.WithError(err).WithField("bridge", bridge).Warn("release: reconnecting failed")
+		}
+	}
+	if b.takenOver {
+		sw, ok := m.cfg.Controller.Switch(b.dpid)
+		if !ok {
+			sw, ok = m.waitSwitch(ctx, b.dpid)
+		}
+		if !ok {
+			m.log.WithField("bridge", bridge).Warn("release: switch not connected; flowspan's flows stay until the bridge is taken over again")
+		} else if err := sw.Apply(ctx, m.removeAllChanges()); err != nil {
 			m.log.WithError(err).WithField("bridge", bridge).Warn("release: removing flows failed")
 		}
 	}
