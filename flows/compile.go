@@ -762,7 +762,13 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 			untag(notDone, 200)
 			return
 		}
-		untag(vlanIs(notDone, 0), 230)
+		// VLAN 0 (untagged or priority-tagged on a trunk): untagged, except
+		// that a priority tag with a nonzero PCP stays, as in OVS's
+		// xvlan_put.
+		v0 := vlanIs(notDone, 0)
+		c.add(tEmit, 232, emit, v0.WithVLANTCI(VLANCFI, VLANCFI|VLANPCPMask), setDone, ActClone{[]Action{ActPopVLAN{}, adjust(out, +4)}})
+		c.add(tEmit, 231, emit, tagged(v0), setDone, out)
+		c.add(tEmit, 230, emit, v0, setDone, out)
 		if pv.mode == modeNativeUntagged && pv.tag != 0 {
 			untag(vlanIs(notDone, pv.tag), 220)
 		}

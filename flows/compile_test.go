@@ -107,7 +107,8 @@ func TestCompileFlows(t *testing.T) {
 		{"ingress", Mirror{Name: "m", ID: 1, Ingress: []string{"a1"}, Output: out}, []string{
 			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=resubmit(,8)",
 			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
-			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:6)",
+			"cookie=0xf5011e0001000000, table=8, priority=232,reg0=0x10000/0xffff4fff,dl_vlan_pcp=0 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:6)",
+			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],output:6",
 			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:6",
 			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6)",
 			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],clone(push_vlan:0x8100,move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6)",
@@ -143,7 +144,8 @@ func TestCompileFlows(t *testing.T) {
 		{"native-untagged output keeps its VLAN untagged", Mirror{Name: "m", ID: 1, Ingress: []string{"a1"}, Output: Output{Port: "n1"}}, []string{
 			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=resubmit(,8)",
 			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
-			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4)",
+			"cookie=0xf5011e0001000000, table=8, priority=232,reg0=0x10000/0xffff4fff,dl_vlan_pcp=0 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4)",
+			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],output:4",
 			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4",
 			"cookie=0xf5011e0001000000, table=8, priority=221,reg0=0x10014/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4)",
 			"cookie=0xf5011e0001000000, table=8, priority=220,reg0=0x10014/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4",

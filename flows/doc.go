@@ -92,8 +92,7 @@
 // VLAN, all, filtered (native has no filters in OVS 3.1: compared with the
 // native packets that match), shared outputs, access/trunk/native ports,
 // access and trunk outputs, snaplen, RSPAN and embedding. Known differences:
-// dot1q-tunnel ports are forwarded but never selected; a VLAN-0 copy to a
-// trunk output loses a priority tag the native mirror would keep; NORMAL's
+// dot1q-tunnel ports are forwarded but never selected; NORMAL's
 // gratuitous-ARP lock, MAC table size limit, multicast snooping and bonds
 // are not modelled in the egress prediction (floods are assumed); learned
 // entries expire mac-aging-time after the last time the source was seen
