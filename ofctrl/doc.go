@@ -37,7 +37,9 @@
 // cannot do 1.3 gets OFPET_HELLO_FAILED/OFPHFC_INCOMPATIBLE with a text
 // explaining why, a warning is logged, and the connection is closed. Then
 // FEATURES_REQUEST gives the datapath id, which identifies the switch; a
-// second connection with the same datapath id replaces the first.
+// second connection with the same datapath id replaces the first (a new
+// Connected event, no Disconnected for the replaced one). A dialer emits
+// Disconnected before it reconnects, so events for one target are ordered.
 //
 // Apply: every flow mod is encoded first (ofpx.MarshalFlowMod), so invalid
 // input is rejected before anything is sent. Then bundle OPEN, one
