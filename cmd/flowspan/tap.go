@@ -237,7 +237,9 @@ func runTap(ctx context.Context, e *env, args []string) error {
 			<-dumpErr
 		}
 	}
-	if runErr != nil && !errors.Is(runErr, syscall.EPIPE) {
+	// Once tcpdump exits, writes to its stdin fail (EPIPE, or ErrClosed
+	// after Wait closed our end): that is the normal end of a "-c N" run.
+	if runErr != nil && !(tcpdump != nil && (errors.Is(runErr, syscall.EPIPE) || errors.Is(runErr, os.ErrClosed))) {
 		return runErr
 	}
 	if closeErr != nil && tcpdump == nil {

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -273,9 +275,7 @@ func neighbors(t *testing.T, hs []*lab.Host) {
 func (e *env) learn(hs []*lab.Host) {
 	e.t.Helper()
 	for i := 1; i < len(hs); i++ {
-		if got := hs[0].Ping(e.t, hs[i].IPv4(), 1); got != 1 {
-			e.t.Fatalf("ping %s -> %s: %d replies, want 1", hs[0].Name(), hs[i].Name(), got)
-		}
+		pingExact(e.t, hs[0], hs[i].IPv4(), 1)
 	}
 }
 
@@ -423,5 +423,16 @@ func (e *env) settle() {
 	e.t.Helper()
 	if out, err := e.lab.Appctl("revalidator/purge"); err != nil {
 		e.t.Fatalf("ovs-appctl revalidator/purge: %v: %s", err, out)
+	}
+}
+
+// pingExact pings dst n times from h and fails the test, showing ping's
+// output, unless exactly n replies came back (no loss, no duplicates).
+func pingExact(t *testing.T, h *lab.Host, dst netip.Addr, n int) {
+	t.Helper()
+	out, err := h.Run(context.Background(), "ping", "-n", "-q", "-c", strconv.Itoa(n), "-i", "0.01", "-W", "1", dst.String())
+	want := fmt.Sprintf("%d packets transmitted, %d received, 0%% packet loss", n, n)
+	if err != nil || !strings.Contains(out, want) || strings.Contains(out, "duplicates") {
+		t.Fatalf("ping %s -> %s: want %q: %v\n%s", h.Name(), dst, want, err, out)
 	}
 }

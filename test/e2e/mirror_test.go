@@ -12,7 +12,9 @@ import (
 )
 
 // udpCount counts UDP packets to dstPort.
-func udpCount(pkts []lab.Packet, dstPort uint16) int { return len(lab.Filter(pkts, lab.UDPTo(dstPort))) }
+func udpCount(pkts []lab.Packet, dstPort uint16) int {
+	return len(lab.Filter(pkts, lab.UDPTo(dstPort)))
+}
 
 // expectUDP checks that exactly want[port] UDP packets to each port were captured.
 func expectUDP(t *testing.T, where string, pkts []lab.Packet, want map[uint16]int) {

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +232,53 @@ func TestInvalidInput(t *testing.T) {
 	}
 	if r := e.fs("release", "--bridge", "br9"); r.code != 1 || !strings.Contains(r.stderr, "br9") {
 		t.Errorf("release of an unknown bridge: %v", r)
+	}
+}
+
+// TestHandoverNoLoss pings continuously while flowspan takes the bridge over
+// (first mirror added) and releases it (last mirror deleted), several
+// times: no forwarded packet may be lost or duplicated (DESIGN.md 3.11).
+func TestHandoverNoLoss(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hs := e.hosts(2)
+	h1, h2 := hs[0], hs[1]
+	e.outputPort("m0")
+	e.learn(hs)
+	before := e.lab.MustVsctl(t, "get-controller", "br0")
+	const pings = 400 // 4 s at 10 ms
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := h1.Run(context.Background(), "ping", "-n", "-q", "-c", strconv.Itoa(pings), "-i", "0.01", "-W", "1", h2.IPv4().String())
+		done <- result{out, err}
+	}()
+	cycles := 0
+loop:
+	for {
+		select {
+		case r := <-done:
+			done <- r
+			break loop
+		default:
+		}
+		e.must("mirror", "add", "web", "--bridge", "br0", "--port", "h1", "--to", "m0")
+		e.waitActive("web")
+		e.must("mirror", "del", "web")
+		cycles++
+	}
+	r := <-done
+	want := fmt.Sprintf("%d packets transmitted, %d received, 0%% packet loss", pings, pings)
+	if r.err != nil || !strings.Contains(r.out, want) || strings.Contains(r.out, "duplicates") {
+		t.Errorf("ping during %d take-over/release cycles: want %q: %v\n%s", cycles, want, r.err, r.out)
+	}
+	if cycles < 2 {
+		t.Errorf("only %d take-over/release cycles during the pings", cycles)
+	}
+	if after := e.lab.MustVsctl(t, "get-controller", "br0"); after != before {
+		t.Errorf("controllers after release: %q, want %q as before", after, before)
 	}
 }

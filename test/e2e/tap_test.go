@@ -109,9 +109,7 @@ func TestTap(t *testing.T) {
 	t.Run("pcap file and Ctrl-C", func(t *testing.T) {
 		file := filepath.Join(e.dir, "h1.pcap")
 		p := e.startTap("h1", "--bridge", "br0", "-w", file)
-		if got := h1.Ping(t, h2.IPv4(), 4); got != 4 {
-			t.Fatalf("ping: %d replies, want 4", got)
-		}
+		pingExact(t, h1, h2.IPv4(), 4)
 		h1.SendUDP(t, h2.IPv4(), 4001, 5001, 200, 3)
 		h3.SendUDP(t, h2.IPv4(), 4003, 5003, 200, 3) // not h1's traffic
 		// Wait until the file shows the copies (tap flushes when idle).
@@ -164,17 +162,16 @@ func TestTap(t *testing.T) {
 		if _, err := exec.LookPath("tcpdump"); err != nil {
 			t.Fatalf("tcpdump not installed: %v", err)
 		}
-		p := e.startTap("h1", "--bridge", "br0", "--", "tcpdump", "-n", "-c", "2", "icmp")
-		if got := h1.Ping(t, h2.IPv4(), 3); got != 3 {
-			t.Fatalf("ping: %d replies, want 3", got)
-		}
-		// tcpdump exits after 2 packets; tap then cleans up and exits.
+		p := e.startTap("h1", "--bridge", "br0", "--", "tcpdump", "-n", "-c", "4", "icmp")
+		pingExact(t, h1, h2.IPv4(), 2)
+		// tcpdump exits after 4 packets; tap then cleans up and exits.
 		if code := p.wait(t); code != 0 {
-			t.Errorf("tap with tcpdump -c 2: exit %d\nstdout: %s\nstderr: %s", code, p.out, p.errOut)
+			t.Errorf("tap with tcpdump -c 4: exit %d\nstdout: %s\nstderr: %s", code, p.out, p.errOut)
 		}
 		out := p.out.String()
-		if n := strings.Count(out, "ICMP echo"); n != 2 || !strings.Contains(out, h1.IPv4().String()+" > "+h2.IPv4().String()) {
-			t.Errorf("tcpdump output: %d ICMP echo lines, want 2:\n%s", n, out)
+		if n := strings.Count(out, "ICMP echo"); n != 4 || !strings.Contains(out, h1.IPv4().String()+" > "+h2.IPv4().String()+": ICMP echo request") ||
+			!strings.Contains(out, h2.IPv4().String()+" > "+h1.IPv4().String()+": ICMP echo reply") {
+			t.Errorf("tcpdump output: %d ICMP echo lines, want 2 requests and 2 replies:\n%s", n, out)
 		}
 		e.noTapLeft("after tcpdump exited")
 	})
@@ -192,8 +189,5 @@ func TestTap(t *testing.T) {
 	if got := e.ports("br0"); !slices.Equal(got, before) {
 		t.Errorf("ports of br0 after the taps: %v, want %v", got, before)
 	}
-	if got := h1.Ping(t, h2.IPv4(), 2); got != 2 {
-		t.Errorf("ping after the taps: %d replies", got)
-	}
+	pingExact(t, h1, h2.IPv4(), 2)
 }
-
