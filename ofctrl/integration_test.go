@@ -172,14 +172,31 @@ func TestIntegrationDialMgmtBundleAndStats(t *testing.T) {
 	if got := countFlows(t, l, 1); got != n-withOut1 {
 		t.Fatalf("after deleting flows with out_port 1: %d flows, want %d", got, n-withOut1)
 	}
+	// Concurrent Applies each get their own bundle.
+	errs := make(chan error, 4)
+	for k := 0; k < 4; k++ {
+		go func() { errs <- sw.Apply(ctx, testFlows(500, uint8(2+k), 0x10000+uint64(k)*1000)) }()
+	}
+	for k := 0; k < 4; k++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Apply: %v", err)
+		}
+	}
+	for k := 0; k < 4; k++ {
+		if got := countFlows(t, l, 2+k); got != 500 {
+			t.Fatalf("table %d has %d flows after concurrent applies, want 500", 2+k, got)
+		}
+	}
 	// Delete by cookie across all tables, as the daemon removes a generation.
 	delAll := ofpx.NewFlowMod(ofpx.FlowDelete, TableAll)
 	delAll.Cookie, delAll.CookieMask = 0x10000, 0xffff0000
 	if err := sw.Apply(ctx, []*openflow13.FlowMod{delAll}); err != nil {
 		t.Fatal(err)
 	}
-	if got := countFlows(t, l, 1); got != 0 {
-		t.Fatalf("after deleting cookie 0x1xxxx in all tables: %d flows left in table 1", got)
+	for tbl := 1; tbl <= 5; tbl++ {
+		if got := countFlows(t, l, tbl); got != 0 {
+			t.Fatalf("after deleting cookie 0x1xxxx in all tables: %d flows left in table %d", got, tbl)
+		}
 	}
 	if got := countFlows(t, l, 0); got != 1 {
 		t.Fatalf("table 0 has %d flows, want the untouched NORMAL flow", got)
