@@ -101,12 +101,18 @@ func (a ActClone) appendText(b []byte) []byte {
 // ActLearn adds or refreshes, in Table, a flow that matches the MAC table key
 // (the packet's VLAN in the meta register and Ethernet destination = this
 // packet's source) and loads the input port into the egress register.
+//
+// With DeleteLearned, OVS deletes the learned flows once no flow with a
+// learn action for the same table and cookie remains (flowspan gives each
+// port's learn its own cookie, so removing a port forgets its MACs, as
+// NORMAL does).
 type ActLearn struct {
-	Table       uint8
-	Priority    uint16
-	HardTimeout uint16
-	Cookie      uint64
-	Regs        Registers
+	Table         uint8
+	Priority      uint16
+	HardTimeout   uint16
+	DeleteLearned bool
+	Cookie        uint64
+	Regs          Registers
 }
 
 func (a ActLearn) appendText(b []byte) []byte {
@@ -116,6 +122,9 @@ func (a ActLearn) appendText(b []byte) []byte {
 	}
 	if a.Priority != 0x8000 {
 		b = fmt.Appendf(b, ",priority=%d", a.Priority)
+	}
+	if a.DeleteLearned {
+		b = append(b, ",delete_learned"...)
 	}
 	if a.Cookie != 0 {
 		b = fmt.Appendf(b, ",cookie=%#x", a.Cookie)

@@ -475,10 +475,19 @@ func (c *compiler) emitPipeline(plans []*mirrorPlan) {
 			c.add(tLearn, 30, pipe, Match{}.WithEthDst(macReserved, macReservedMsk), toPredict)
 		}
 		c.add(tLearn, 20, pipe, Match{}.WithEthSrc(macMulticast, macMulticast), toPredict)
-		c.add(tLearn, 0, pipe, Match{}, ActLearn{
-			Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(aging),
-			Cookie: uint64(MakeCookie(0, KindLearned, 0, 0)), Regs: c.regs,
-		}, toPredict)
+		// One learn per port, each with its own cookie: when the port's
+		// flow goes, OVS deletes what it learned (delete_learned).
+		for _, name := range names {
+			pf := c.facts.Ports[name]
+			if c.vlans[name].mode == modeDot1QTunnel {
+				continue
+			}
+			c.add(tLearn, 10, pipe, Match{}.WithInPort(pf.OFPort), ActLearn{
+				Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(aging), DeleteLearned: true,
+				Cookie: uint64(MakeCookie(0, KindLearned, 0, pf.OFPort)), Regs: c.regs,
+			}, toPredict)
+		}
+		c.add(tLearn, 0, pipe, Match{}, toPredict)
 
 		toDispatch := ActGotoTable{c.table(tDispatch)}
 		egressAll := c.regs.egress().All()

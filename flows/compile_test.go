@@ -196,7 +196,11 @@ func TestCompileSharedPipeline(t *testing.T) {
 		// NORMAL learns from unicast sources, not for reserved destinations.
 		"cookie=0xf501010000000000, table=1, priority=30,dl_dst=01:80:c2:00:00:00/ff:ff:ff:ff:ff:f0 actions=goto_table:2",
 		"cookie=0xf501010000000000, table=1, priority=20,dl_src=01:00:00:00:00:00/01:00:00:00:00:00 actions=goto_table:2",
-		"cookie=0xf501010000000000, table=1, priority=0 actions=learn(table=3,hard_timeout=300,priority=10,cookie=0xf500030000000000,NXM_NX_REG0[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]),goto_table:2",
+		// One learn per port with its own cookie: deleting the port's flow
+		// deletes the MACs learned on it.
+		"cookie=0xf501010000000000, table=1, priority=10,in_port=1 actions=learn(table=3,hard_timeout=300,priority=10,delete_learned,cookie=0xf500030000000001,NXM_NX_REG0[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]),goto_table:2",
+		"cookie=0xf501010000000000, table=1, priority=10,in_port=LOCAL actions=learn(table=3,hard_timeout=300,priority=10,delete_learned,cookie=0xf50003000000fffe,NXM_NX_REG0[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]),goto_table:2",
+		"cookie=0xf501010000000000, table=1, priority=0 actions=goto_table:2",
 		"cookie=0xf501010000000000, table=2, priority=20,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=load:0xfffb->NXM_NX_REG1[],goto_table:4",
 		"cookie=0xf501010000000000, table=2, priority=0 actions=load:0xfffb->NXM_NX_REG1[],resubmit(,3),goto_table:4",
 		// One copy per output: DONE is cleared per output, mirrors of the

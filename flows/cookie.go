@@ -8,7 +8,8 @@ package flows
 //	47..40  Kind
 //	39..24  mirror ID (0 for pipeline flows shared by all mirrors)
 //	23..0   index: the selection index for selection flows (see
-//	        MirrorStatus.Selections), the filter index for filter flows
+//	        MirrorStatus.Selections), the filter index for filter flows,
+//	        the input port for learned MAC flows
 //
 // Per-mirror counters are the sums over a mirror's KindEmit flows (copies
 // sent) and KindEmitDup flows (selected, but another mirror with the same

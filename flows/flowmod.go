@@ -106,8 +106,12 @@ func convertActions(acts []Action) ([]openflow13.Action, error) {
 			out = append(out, &nxClone{Actions: inner})
 		case ActLearn:
 			vlan := a.Regs.meta().Range(metaVLANOfs, metaVLANBits)
+			var flags uint16
+			if a.DeleteLearned {
+				flags |= ofpx.LearnDeleteLearned
+			}
 			out = append(out, &ofpx.Learn{
-				Table: a.Table, Priority: a.Priority, HardTimeout: a.HardTimeout, Cookie: a.Cookie,
+				Table: a.Table, Priority: a.Priority, HardTimeout: a.HardTimeout, Cookie: a.Cookie, Flags: flags,
 				Specs: []ofpx.LearnSpec{
 					ofpx.LearnMatch(vlan, vlan),
 					ofpx.LearnMatch(ofpx.NXMEthDst.All(), ofpx.NXMEthSrc.All()),

@@ -21,8 +21,8 @@ type TableSpec struct {
 var Pipeline = []TableSpec{
 	{tClassify, "classify", "drop packets received on output ports; load the packet's VLAN for ports with a valid VLAN",
 		fInPort | fVLAN, []uint8{tLearn, tDispatch}, true, "priority-0 flow: continue (NORMAL or the host table)"},
-	{tLearn, "learn", "learn (VLAN, eth_src) -> in_port like NORMAL's MAC table (not for multicast sources or reserved destinations)",
-		fEthAddr, []uint8{tPredict}, false, "priority-0 flow: learn, goto predict"},
+	{tLearn, "learn", "per port: learn (VLAN, eth_src) -> in_port like NORMAL's MAC table (not for multicast sources or reserved destinations)",
+		fInPort | fEthAddr, []uint8{tPredict}, false, "priority-0 flow: goto predict"},
 	{tPredict, "predict", "egress register := where NORMAL sends the packet: none, flood, or the learned port",
 		fEthAddr, []uint8{tMACs, tDispatch}, false, "priority-0 flow: flood unless learned, goto dispatch"},
 	{tMACs, "macs", "learned MAC flows (written only by the learn action)",
