@@ -22,15 +22,22 @@ type labEnv struct {
 	l      *lab.Lab
 	m      *Manager
 	stop   func()
+	// controllerMode: the switch connects to the controller's listener.
+	controllerMode bool
 	h1, h2 *lab.Host
 	state  string
 }
 
 func newLabEnv(t *testing.T) *labEnv {
 	t.Helper()
+	return newLabEnvMode(t, false)
+}
+
+func newLabEnvMode(t *testing.T, controllerMode bool) *labEnv {
+	t.Helper()
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
-	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json")}
+	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json"), controllerMode: controllerMode}
 	e.h1 = l.AddHost(t, "br0", "h1", lab.HostConfig{MAC: "02:00:00:00:00:01", IPv4: "10.0.0.1/24"})
 	e.h2 = l.AddHost(t, "br0", "h2", lab.HostConfig{MAC: "02:00:00:00:00:02", IPv4: "10.0.0.2/24"})
 	e.stop = e.start(t)
@@ -51,7 +58,16 @@ func (e *labEnv) start(t *testing.T) (stop func()) {
 	}
 	ctrl := ofctrl.New(ofctrl.Config{Logger: log.WithField("component", "ofctrl")})
 	oc := NewController(ctrl)
-	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, nil), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}),
+	var mode ovsdb.Mode
+	if e.controllerMode {
+		target := "unix:" + filepath.Join(e.l.RunDir(), "flowspan.ctl")
+		if _, err := ctrl.Listen(ctx, target, nil); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		mode = ovsdb.ControllerMode{Target: target}
+	}
+	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, mode), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}),
 		StatePath: e.state, RetryInterval: 200 * time.Millisecond})
 	if err != nil {
 		cancel()
@@ -281,5 +297,79 @@ func TestLabRestartManager(t *testing.T) {
 	}
 	if got := e.udpCopies(t, "mon0", 5005, 3); got != 3 {
 		t.Fatalf("after restart: %d copies, want 3", got)
+	}
+}
+
+// TestLabControllerMode: the switch connects to flowspan's listener; mirror
+// added, traffic copied, deleted, bridge released with forwarding intact.
+func TestLabControllerMode(t *testing.T) {
+	t.Parallel()
+	e := newLabEnvMode(t, true)
+	ctx := context.Background()
+	spec := api.MirrorSpec{Name: "m1", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon0", Create: true}}
+	mi, err := e.m.AddMirror(ctx, spec, api.OriginAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.Status.State != api.StateActive {
+		t.Fatalf("status %v", mi.Status)
+	}
+	if got := e.h1.Ping(t, e.h2.IPv4(), 2); got != 2 {
+		t.Fatalf("forwarding in controller mode: %d/2 pings", got)
+	}
+	if got := e.udpCopies(t, "mon0", 5006, 4); got != 4 {
+		t.Fatalf("controller mode: %d copies, want 4", got)
+	}
+	if err := e.m.DeleteMirror(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.l.MustVsctl(t, "get-controller", "br0"); strings.TrimSpace(out) != "" {
+		t.Fatalf("bridge not released: controllers %q", out)
+	}
+	if out := e.l.MustVsctl(t, "get-fail-mode", "br0"); strings.TrimSpace(out) != "" {
+		t.Fatalf("fail mode not restored: %q", out)
+	}
+	lab.Eventually(t, 5*time.Second, func() error {
+		if got := e.h1.Ping(t, e.h2.IPv4(), 1); got != 1 {
+			return fmt.Errorf("no forwarding after release")
+		}
+		return nil
+	})
+}
+
+// TestLabTunnelOutput: a GRE output port is created (isolated) with the
+// mirror and removed with it.
+func TestLabTunnelOutput(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	spec := api.MirrorSpec{Name: "gre1", Bridge: "br0", Ingress: []string{"h1"},
+		Output: api.Output{Tunnel: &api.Tunnel{Type: "gre", Remote: "192.0.2.10", Key: 7}}}
+	mi, err := e.m.AddMirror(ctx, spec, api.OriginAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := mi.Spec.Output.Port
+	if mi.Status.State != api.StateActive || port == "" {
+		t.Fatalf("mirror %+v", mi)
+	}
+	if out := e.l.MustVsctl(t, "get", "Interface", port, "type", "options"); !strings.Contains(out, "gre") || !strings.Contains(out, `remote_ip="192.0.2.10"`) || !strings.Contains(out, `key="7"`) {
+		t.Fatalf("tunnel port %s: %s", port, out)
+	}
+	ofp := e.l.OFPort(t, port)
+	fl, _ := e.m.Flows(ctx, "gre1")
+	if !strings.Contains(strings.Join(fl, "\n"), fmt.Sprintf("output:%d", ofp)) {
+		t.Fatalf("no flow outputs to the tunnel port %d:\n%s", ofp, strings.Join(fl, "\n"))
+	}
+	bad := spec
+	bad.Name, bad.Output = "gre2", api.Output{Tunnel: &api.Tunnel{Type: "gre", Remote: "not-an-ip"}}
+	if _, err := e.m.AddMirror(ctx, bad, api.OriginAPI); err == nil || !strings.Contains(err.Error(), "not-an-ip") {
+		t.Fatalf("bad remote: %v", err)
+	}
+	if err := e.m.DeleteMirror(ctx, "gre1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := e.l.Vsctl("list-ports", "br0"); strings.Contains(out, port) {
+		t.Fatalf("tunnel port left: %s", out)
 	}
 }

@@ -183,6 +183,9 @@ func TestAddInvalidChangesNothing(t *testing.T) {
 		{"bad filter", mod(func(s *api.MirrorSpec) { s.Match = []string{"tcp,tp_dts=443"} }), api.ErrInvalid, `filter "tcp,tp_dts=443": unknown field "tp_dts"`},
 		{"duplicate name", mod(func(s *api.MirrorSpec) { s.Name = "m1" }), api.ErrExists, `mirror "m1": already exists`},
 		{"tunnel without remote", mod(func(s *api.MirrorSpec) { s.Output = api.Output{Tunnel: &api.Tunnel{Type: "gre"}} }), api.ErrInvalid, `mirror "m2": tunnel gre has no remote IP`},
+		{"tunnel remote not an IP", mod(func(s *api.MirrorSpec) {
+			s.Output = api.Output{Tunnel: &api.Tunnel{Type: "vxlan", Remote: "collector"}}
+		}), api.ErrInvalid, `mirror "m2": tunnel vxlan: remote "collector" is not a unicast IP address`},
 		{"unknown tunnel type", mod(func(s *api.MirrorSpec) {
 			s.Output = api.Output{Tunnel: &api.Tunnel{Type: "ipsec", Remote: "192.0.2.1"}}
 		}), api.ErrInvalid, `tunnel type "ipsec" unknown`},

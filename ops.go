@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
@@ -71,6 +72,9 @@ func (m *Manager) checkSpec(spec api.MirrorSpec) error {
 		}
 		if t.Remote == "" {
 			return invalidf("mirror %q: tunnel %s has no remote IP", spec.Name, t.Type)
+		}
+		if a, err := netip.ParseAddr(t.Remote); err != nil || a.IsUnspecified() || a.IsMulticast() {
+			return invalidf("mirror %q: tunnel %s: remote %q is not a unicast IP address", spec.Name, t.Type, t.Remote)
 		}
 	}
 	if len(o.Port) > 15 && (o.Create || o.Tunnel != nil) {
