@@ -22,10 +22,22 @@
 //     "pending: port X missing" and resumes when the port appears.
 //
 // Hand-over. A bridge is taken over (ovsdb TakeOver: service mode by
-// default, controller mode when configured) when it gets its first mirror and
-// released when its last mirror is deleted or on Release. Output ports that
-// flowspan creates (create, tunnels) are isolated from NORMAL forwarding and
-// removed with their mirror.
+// default, controller mode when NewOVSDB gets ovsdb.ControllerMode) when it
+// gets its first mirror, and released when its last mirror is deleted or on
+// Release: flowspan's flows are deleted in the same bundle that puts back the
+// bridge's default "priority=0 actions=NORMAL" flow they replaced, then the
+// previous controllers and fail mode are restored. Output ports that flowspan
+// creates (create, tunnels) are isolated from NORMAL forwarding and removed
+// with their mirror; an existing output port without an access tag is
+// isolated while a mirror uses it and restored afterwards. On start, bridges
+// a previous run left handed over without mirrors are cleaned up and
+// released, and flowspan-created ports no mirror owns are removed.
+//
+// Ids and counters. Mirror ids (cookie bits) are allocated per bridge,
+// persisted and stable for a mirror's lifetime, so a change to one mirror
+// touches only its flows. Counters come from the flow statistics of the
+// current generation: packets and bytes copied per mirror (its emit flows)
+// and selected per selection (source port and direction).
 //
 // State. Mirror definitions are persisted in Config.StatePath atomically
 // (temporary file in the same directory, fsync, rename, fsync of the
@@ -35,7 +47,22 @@
 // the file no longer declares them. Ephemeral (tap) mirrors left by a
 // previous run are removed on start.
 //
-// The Manager reaches OVS only through the small interfaces in backend.go;
-// NewOVSDB, NewController and NewFlowsCompiler adapt the real packages.
-// All Manager methods are safe for concurrent use.
+// Wiring. The Manager reaches OVS only through the small interfaces in
+// backend.go (BridgeReader, PortManager, Handover, Controller, Switch,
+// Compiler); NewOVSDB, NewController and NewFlowsCompiler adapt the real
+// packages:
+//
+//	db, _ := ovsdb.Dial(ctx, "unix:/var/run/openvswitch/db.sock", ovsdb.Config{})
+//	ctrl := ofctrl.New(ofctrl.Config{})
+//	m, _ := flowspan.New(flowspan.Config{
+//		OVSDB:      flowspan.NewOVSDB(db, nil), // nil: service mode
+//		Controller: flowspan.NewController(ctrl),
+//		Compiler:   flowspan.NewFlowsCompiler(flows.Config{}),
+//		StatePath:  "/var/lib/flowspan/state.json",
+//	})
+//	go m.Run(ctx) // until ctx ends; flows stay installed
+//	api.Serve(ctx, ln, api.NewHandler(m, api.HandlerConfig{}))
+//
+// All Manager methods are safe for concurrent use; changes are serialized
+// (one lock is held across a change's OVSDB and OpenFlow round trips).
 package flowspan
