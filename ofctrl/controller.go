@@ -451,6 +451,9 @@ func (c *Controller) handshake(nc net.Conn, br *bufio.Reader) (uint64, error) {
 		}
 		switch m.typ {
 		case typeFeaturesReply:
+			if _, err := nc.Write(setAsyncMsg(3)); err != nil {
+				return 0, fmt.Errorf("send set async: %w", err)
+			}
 			return m.dpid, nil
 		case typeError:
 			return 0, fmt.Errorf("features request: %w", m.err)

@@ -40,6 +40,9 @@
 // second connection with the same datapath id replaces the first (a new
 // Connected event, no Disconnected for the replaced one). A dialer emits
 // Disconnected before it reconnects, so events for one target are ordered.
+// Finally SET_ASYNC asks for port-status messages only: OVS sends none to
+// service connections (<bridge>.mgmt, punix: targets) otherwise, and
+// packet-ins are not wanted.
 //
 // Apply: every flow mod is encoded first (ofpx.MarshalFlowMod), so invalid
 // input is rejected before anything is sent. Then bundle OPEN, one

@@ -44,6 +44,9 @@ func connect(t *testing.T, c *Controller, dpid uint64) *fakeSwitch {
 		t.Fatalf("got %s, want FEATURES_REQUEST", msgTypeName(fr[1]))
 	}
 	fs.write(featuresReply(frameXID(fr), dpid))
+	if sa := fs.read(); sa[1] != typeSetAsync || len(sa) != 32 || binary.BigEndian.Uint32(sa[16:]) != 7 || binary.BigEndian.Uint32(sa[8:]) != 0 {
+		t.Fatalf("after FEATURES_REPLY got %x, want SET_ASYNC for port status only", sa)
+	}
 	return fs
 }
 

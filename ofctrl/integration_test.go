@@ -441,3 +441,39 @@ func TestIntegrationNoBundles(t *testing.T) {
 		t.Fatalf("Apply(goto_table backwards) = %v, want OFPBIC_BAD_TABLE_ID naming flow mod 1", err)
 	}
 }
+
+// TestIntegrationPortStatus: port-status events arrive on a service
+// connection (OVS sends them only after SET_ASYNC asks for them).
+func TestIntegrationPortStatus(t *testing.T) {
+	l, dpid := newLabBridge(t)
+	checkLeaks(t)
+	c := New(Config{Logger: testLogger(t)})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent[Connected](t, c, 10*time.Second)
+	l.AddInternalPort(t, "br0", "p1", 0)
+	want := func(reason PortReason) PortStatus {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			ev := waitEvent[PortStatus](t, c, time.Until(deadline))
+			if ev.Reason == reason && ev.Port.Name == "p1" {
+				return ev
+			}
+		}
+		t.Fatalf("no %v event for p1", reason)
+		return PortStatus{}
+	}
+	added := want(PortAdded)
+	if added.DPID != dpid || added.Port.No != uint32(l.OFPort(t, "p1")) || len(added.Port.HWAddr) != 6 {
+		t.Fatalf("add event %+v", added)
+	}
+	l.MustVsctl(t, "del-port", "br0", "p1")
+	if ev := want(PortDeleted); ev.Port.No != added.Port.No {
+		t.Fatalf("delete event %+v", ev)
+	}
+}

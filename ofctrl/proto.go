@@ -32,6 +32,7 @@ const (
 	typeMultipartReply   = 19
 	typeBarrierRequest   = 20
 	typeBarrierReply     = 21
+	typeSetAsync         = 28
 
 	mpFlow      = 1
 	mpPortDesc  = 13
@@ -156,6 +157,17 @@ func helloSupports13(f []byte) (bool, string) {
 		body = body[adv:]
 	}
 	return peer >= ofVersion, fmt.Sprintf("version 0x%02x", peer)
+}
+
+// setAsyncMsg asks for port-status messages (add, delete, modify) and
+// nothing else. OVS sends no asynchronous messages to service connections
+// (such as <bridge>.mgmt) unless asked, and packet-ins are of no use here.
+func setAsyncMsg(xid uint32) []byte {
+	b := newMsg(typeSetAsync, xid, 24)
+	// packet_in_mask[2] = 0; port_status_mask[2]; flow_removed_mask[2] = 0
+	binary.BigEndian.PutUint32(b[16:], 1<<PortAdded|1<<PortDeleted|1<<PortModified)
+	binary.BigEndian.PutUint32(b[20:], 1<<PortAdded|1<<PortDeleted|1<<PortModified)
+	return b
 }
 
 // errorMsg builds an OFPT_ERROR.
