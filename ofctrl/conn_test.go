@@ -766,3 +766,47 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestListenManySwitches: one listener serves several switches at once,
+// each identified by its datapath id.
+func TestListenManySwitches(t *testing.T) {
+	checkLeaks(t)
+	c := newTestController(t, Config{})
+	addr, err := c.Listen(testCtx(t), "tcp:127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		nc, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		conns = append(conns, nc)
+	}
+	// Handshake them interleaved.
+	fss := make([]*fakeSwitch, n)
+	for i, nc := range conns {
+		fss[i] = &fakeSwitch{t: t, nc: nc, br: bufioReader(nc)}
+		fss[i].read()
+		fss[i].write(helloMsg(1))
+	}
+	for i, fs := range fss {
+		fr := fs.read()
+		fs.write(featuresReply(frameXID(fr), uint64(100+i)))
+	}
+	seen := map[uint64]bool{}
+	for len(seen) < n {
+		seen[waitEvent[Connected](t, c, 5*time.Second).DPID] = true
+	}
+	for i := 0; i < n; i++ {
+		if !seen[uint64(100+i)] {
+			t.Errorf("switch %d not connected", 100+i)
+		}
+	}
+	if got := c.Connected(); len(got) != n {
+		t.Errorf("Connected() = %v", got)
+	}
+}
