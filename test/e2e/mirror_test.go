@@ -130,9 +130,15 @@ func TestSelectionKinds(t *testing.T) {
 			e.must(args...)
 			e.waitActive("sel")
 			e.settle()
+			// What the bridge sends out of h1: egress selections must copy
+			// exactly that (NORMAL knows every MAC here, so nothing is flooded).
+			out1 := e.lab.Capture(t, "h1")
 			traffic()
-			pkts := c.Stop(t)
+			pkts, sent1 := c.Stop(t), out1.Stop(t)
 			expectUDP(t, "m0", pkts, tt.want)
+			if t.Failed() {
+				t.Logf("for reference, what the bridge sent out of h1:\n%s", lab.Summary(sent1))
+			}
 			// Every packet on m0 is a copy: the counters must equal the capture.
 			st := e.waitStats("sel", len(pkts))
 			if tt.check != nil {
