@@ -373,3 +373,30 @@ func TestLabTunnelOutput(t *testing.T) {
 		t.Fatalf("tunnel port left: %s", out)
 	}
 }
+
+// TestLabOvsdbRestart: after ovsdb-server restarts, mirrors keep working,
+// the watch still follows port changes and new mirrors can be added.
+func TestLabOvsdbRestart(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	spec := api.MirrorSpec{Name: "m1", Bridge: "br0", Ingress: []string{"h1"}, Output: api.Output{Port: "mon0", Create: true}}
+	if _, err := e.m.AddMirror(ctx, spec, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	e.l.RestartOvsdb(t)
+	e.l.MustVsctl(t, "del-port", "br0", "h1")
+	waitStatus(t, e.m, "m1", "pending: port h1 missing")
+	e.l.MustVsctl(t, "add-port", "br0", "h1")
+	waitStatus(t, e.m, "m1", "active")
+	spec2 := api.MirrorSpec{Name: "m2", Bridge: "br0", Egress: []string{"h1"}, Output: api.Output{Port: "mon0"}}
+	var err error
+	lab.Eventually(t, 10*time.Second, func() error {
+		_, err = e.m.AddMirror(ctx, spec2, api.OriginAPI)
+		return err
+	})
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon0", 5007, 4); got != 4 {
+		t.Fatalf("after ovsdb restart: %d copies, want 4", got)
+	}
+}
