@@ -19,13 +19,13 @@ import (
 
 // labEnv is a Manager on the real packages against a private OVS.
 type labEnv struct {
-	l      *lab.Lab
-	m      *Manager
-	stop   func()
+	l    *lab.Lab
+	m    *Manager
+	stop func()
 	// controllerMode: the switch connects to the controller's listener.
 	controllerMode bool
-	h1, h2 *lab.Host
-	state  string
+	h1, h2         *lab.Host
+	state          string
 }
 
 func newLabEnv(t *testing.T) *labEnv {
