@@ -134,6 +134,12 @@ type env struct {
 // bridge: flowspan only takes over bridges that have mirrors).
 func newEnv(t *testing.T, serveArgs ...string) *env {
 	t.Helper()
+	return newEnvFunc(t, func(*lab.Lab) []string { return serveArgs })
+}
+
+// newEnvFunc is newEnv with serve arguments that depend on the lab.
+func newEnvFunc(t *testing.T, serveArgs func(l *lab.Lab) []string) *env {
+	t.Helper()
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
 	// Short path: unix socket paths are limited to 108 bytes.
@@ -143,7 +149,7 @@ func newEnv(t *testing.T, serveArgs ...string) *env {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	e := &env{t: t, lab: l, dir: dir, api: "unix:" + filepath.Join(dir, "api.sock")}
-	e.d = &daemon{t: t, lab: l, dir: dir, api: e.api, state: filepath.Join(dir, "state.json"), extra: serveArgs}
+	e.d = &daemon{t: t, lab: l, dir: dir, api: e.api, state: filepath.Join(dir, "state.json"), extra: serveArgs(l)}
 	e.d.start()
 	t.Cleanup(func() {
 		e.d.stop()
