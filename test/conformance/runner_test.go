@@ -210,6 +210,7 @@ type sideResult struct {
 	mirror   map[string][]lab.Packet // with the mirrors
 	errs     []string
 	skip     string
+	daemon   string // flowspan serve's output
 }
 
 // runScenario runs both sides and fills in r.
@@ -312,6 +313,7 @@ func runScenario(t *testing.T, sc Scenario, r *row) {
 	}
 	r.verdict = "DIFFERENT"
 	t.Errorf("scenario %s: %s\n%s", sc.Name, sc.About, strings.Join(diffs, "\n"))
+	t.Logf("flowspan serve output (tail):\n%s", tailLines(fs.daemon, 40))
 }
 
 func ports(sc Scenario) []string {
@@ -536,6 +538,9 @@ func runSide(t *testing.T, sc Scenario, s side) *sideResult {
 		defer close(done)
 		defer st.runCleanups()
 		e := setup(st, sc, s)
+		if e.d != nil {
+			defer func() { res.daemon = e.d.out.String() }()
+		}
 		res.baseline = e.phase(false)
 		res.mirror = e.phase(true)
 		if sc.Verify != nil {
