@@ -387,6 +387,11 @@ func (m *Manager) syncLocked(ctx context.Context, b *bridgeState, mirrors []*mir
 	}
 	b.facts, b.dpid = facts, facts.DatapathID
 
+	if m.ensureOutputPortsLocked(ctx, b, mirrors) {
+		if f, err := m.cfg.OVSDB.Bridge(ctx, b.name); err == nil {
+			facts, b.facts = f, f
+		}
+	}
 	m.removeOrphanPortsLocked(ctx, b)
 	if len(mirrors) == 0 {
 		if facts.HandedOver && !b.takenOver {
@@ -637,6 +642,43 @@ func (m *Manager) adoptLocked(ctx context.Context, name string) {
 	}
 	m.log.WithFields(logrus.Fields{"bridge": name, "handed_over": facts.HandedOver, "flowspan_ports": orphans}).Info("cleaning up after a previous run")
 	m.reconcileLocked(ctx, m.bridge(name))
+}
+
+// ensureOutputPortsLocked creates the output ports flowspan owes mirrors
+// (create, tunnels) that are missing — a mirror defined while its bridge was
+// missing, or whose port was deleted behind flowspan's back — and adopts
+// flowspan-created ports of the right name. It reports whether it created
+// any.
+func (m *Manager) ensureOutputPortsLocked(ctx context.Context, b *bridgeState, mirrors []*mirror) (created bool) {
+	dirty := false
+	for _, mi := range mirrors {
+		out := mi.spec.Output.Port
+		if !createsPort(mi.spec) || out == "" {
+			continue
+		}
+		log := m.log.WithFields(logrus.Fields{"bridge": b.name, "mirror": mi.spec.Name, "port": out})
+		if p, ok := b.facts.Ports[out]; ok {
+			if p.Flowspan && mi.createdPort != out {
+				mi.createdPort, dirty = out, true
+			}
+			continue
+		}
+		if _, err := m.cfg.OVSDB.CreatePort(ctx, b.name, OutputPort{Name: out, Tunnel: tunnelSpec(mi.spec.Output.Tunnel)}); err != nil {
+			log.WithError(err).Warn("creating output port failed")
+			continue
+		}
+		log.Info("output port created")
+		created = true
+		if mi.createdPort != out {
+			mi.createdPort, dirty = out, true
+		}
+	}
+	if dirty {
+		if err := m.saveLocked(); err != nil {
+			m.log.WithError(err).Warn("saving state failed")
+		}
+	}
+	return created
 }
 
 // removeOrphanPortsLocked removes ports flowspan created that no mirror

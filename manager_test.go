@@ -754,3 +754,45 @@ func TestCleanupAfterPreviousRun(t *testing.T) {
 		t.Fatal("br0 touched")
 	}
 }
+
+// TestBridgeAppearsLater: a config mirror on a bridge that does not exist
+// yet is pending; when the bridge appears its output port is created, the
+// bridge taken over and the mirror installed. A created port deleted behind
+// flowspan's back is created again.
+func TestBridgeAppearsLater(t *testing.T) {
+	e := newEnv(t)
+	e.ctl.switches[9] = newFakeSwitch()
+	e.ctl.targets["unix:/run/br9.flowspan"] = 9
+	e.start()
+	ctx := context.Background()
+	cf := ConfigFile{Mirrors: []api.MirrorSpec{{Name: "late", Bridge: "br9", Ports: []string{"x1"}, Output: api.Output{Port: "cap9", Create: true}}}}
+	if err := e.m.ApplyConfig(ctx, cf); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := e.m.Mirror(ctx, "late"); m.Status.String() != "pending: bridge br9 missing" {
+		t.Fatalf("status %q", m.Status)
+	}
+	e.db.addBridge("br9", 9, "x1")
+	e.db.mu.Lock()
+	e.db.notifyLocked("br9")
+	e.db.mu.Unlock()
+	eventually(t, "mirror on the new bridge active", func() bool {
+		m, _ := e.m.Mirror(ctx, "late")
+		return m.Status.State == api.StateActive && hasFlow(e.ctl.sw(9), "in_port=1")
+	})
+	bs, _ := e.db.snapshot()
+	if p, ok := bs["br9"].Ports["cap9"]; !ok || !p.Flowspan {
+		t.Fatalf("output port not created: %+v", bs["br9"].Ports)
+	}
+	st, _ := loadState(e.state)
+	if len(st.Mirrors) != 1 || st.Mirrors[0].CreatedPort != "cap9" {
+		t.Fatalf("state: %+v", st)
+	}
+	e.db.setPort("br9", "cap9", 0) // deleted by someone else
+	eventually(t, "output port created again", func() bool {
+		bs, _ := e.db.snapshot()
+		_, ok := bs["br9"].Ports["cap9"]
+		m, _ := e.m.Mirror(ctx, "late")
+		return ok && m.Status.State == api.StateActive
+	})
+}
