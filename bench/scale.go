@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/flowspan/flowspan/api"
@@ -185,8 +186,12 @@ func scaleWithDaemon(t lab.T, cfg *Config, deadline time.Time, specs []api.Mirro
 		up := time.Now()
 		got := 0
 		for time.Since(up) < 3*lab.Timeout {
-			if got = flowCount(t, l); got == want {
-				break
+			// Right after the start the bridge may not exist yet
+			// (no br0.mgmt): that counts as no flows.
+			if n, err := tryFlowCount(l); err == nil {
+				if got = n; got == want {
+					break
+				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -204,17 +209,23 @@ func scaleWithDaemon(t lab.T, cfg *Config, deadline time.Time, specs []api.Mirro
 // flowCount is the number of flows in every table of br0.
 func flowCount(t lab.T, l *lab.Lab) int {
 	t.Helper()
-	out, err := l.Ofctl("-O", "OpenFlow13", "dump-aggregate", "br0")
+	n, err := tryFlowCount(l)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	var n int
+	return n
+}
+
+func tryFlowCount(l *lab.Lab) (int, error) {
+	out, err := l.Ofctl("-O", "OpenFlow13", "dump-aggregate", "br0")
+	if err != nil {
+		return 0, err
+	}
 	m := flowCountRE.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("dump-aggregate: no flow_count in %q", out)
+		return 0, fmt.Errorf("dump-aggregate: no flow_count in %q", out)
 	}
-	fmt.Sscan(m[1], &n)
-	return n
+	return strconv.Atoi(m[1])
 }
 
 // idleRSS waits until the daemon's RSS has been stable for a second (at
