@@ -26,20 +26,23 @@ func expectUDP(t *testing.T, where string, pkts []lab.Packet, want map[uint16]in
 	}
 }
 
-// waitStats polls a mirror's counters until its total equals want packets.
-func (e *env) waitStats(name string, want int) api.MirrorStats {
-	e.t.Helper()
+// waitStats polls a mirror's counters until its total equals base plus the
+// packets captured on its output.
+func (e *env) waitStats(t *testing.T, name string, base uint64, pkts []lab.Packet) api.MirrorStats {
+	t.Helper()
+	want := base + uint64(len(pkts))
 	var st api.MirrorStats
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st = e.stats(name)
-		if st.Packets == uint64(want) || time.Now().After(deadline) {
+		if st.Packets == want || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if st.Packets != uint64(want) {
-		e.t.Errorf("mirror %s: stats report %d packets, the output port captured %d (stats %+v)", name, st.Packets, want, st)
+	if st.Packets != want {
+		t.Errorf("mirror %s: stats report %d packets, want %d (%d before + %d captured on the output port); stats %+v; captured:\n%s",
+			name, st.Packets, want, base, len(pkts), st, lab.Summary(pkts))
 	}
 	return st
 }
@@ -68,10 +71,14 @@ func TestSelectionKinds(t *testing.T) {
 	v2 := e.host("v2", 12, lab.HostConfig{Tag: 10, IPv4: "10.0.10.2/24"})
 	neighbors(t, []*lab.Host{v1, v2})
 	e.outputPort("m0")
-	e.learn(hs)
-	if v1.Ping(t, v2.IPv4(), 1) != 1 {
-		t.Fatal("ping v1 -> v2 failed")
+	// learnAll makes every host send, so that both NORMAL's MAC table and
+	// flowspan's shadow of it know every MAC (see TestEgressOfMACsLearnedBefore
+	// for MACs NORMAL learned before flowspan was there).
+	learnAll := func() {
+		e.learn(hs)
+		pingExact(t, v1, v2.IPv4(), 1)
 	}
+	learnAll()
 
 	// traffic sends the same pattern each time:
 	//   5001: h1 -> h2 x5 (ingress h1, egress h2)
@@ -88,17 +95,20 @@ func TestSelectionKinds(t *testing.T) {
 		name  string
 		args  []string
 		want  map[uint16]int
-		check func(t *testing.T, pkts []lab.Packet, st api.MirrorStats)
+		check func(t *testing.T, pkts []lab.Packet, st, st0 api.MirrorStats)
 	}{
 		{
 			name: "port",
 			args: []string{"--port", "h1"},
 			want: map[uint16]int{5001: 5, 5002: 7, 5003: 0, 5010: 0},
-			check: func(t *testing.T, pkts []lab.Packet, st api.MirrorStats) {
+			check: func(t *testing.T, pkts []lab.Packet, st, st0 api.MirrorStats) {
 				in, ok1 := selection(st, "h1", api.DirIngress)
 				out, ok2 := selection(st, "h1", api.DirEgress)
-				if !ok1 || !ok2 || in.Packets != 5 || out.Packets != 7 {
-					t.Errorf("per-selection stats: h1 ingress %+v (found %v), h1 egress %+v (found %v); want 5 and 7", in, ok1, out, ok2)
+				in0, _ := selection(st0, "h1", api.DirIngress)
+				out0, _ := selection(st0, "h1", api.DirEgress)
+				if !ok1 || !ok2 || in.Packets-in0.Packets != 5 || out.Packets-out0.Packets != 7 {
+					t.Errorf("per-selection stats: h1 ingress %+v -> %+v (found %v), h1 egress %+v -> %+v (found %v); want +5 and +7",
+						in0, in, ok1, out0, out, ok2)
 				}
 			},
 		},
@@ -110,7 +120,7 @@ func TestSelectionKinds(t *testing.T) {
 			name: "vlan only",
 			args: []string{"--vlan", "10"},
 			want: map[uint16]int{5001: 0, 5002: 0, 5003: 0, 5010: 3},
-			check: func(t *testing.T, pkts []lab.Packet, _ api.MirrorStats) {
+			check: func(t *testing.T, pkts []lab.Packet, _, _ api.MirrorStats) {
 				// m0 has no tag: like the native Mirror, copies of VLAN 10
 				// traffic leave it tagged 10.
 				for _, p := range lab.Filter(pkts, lab.UDPTo(5010)) {
@@ -125,11 +135,13 @@ func TestSelectionKinds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := e.lab.Capture(t, "m0")
 			args := append([]string{"mirror", "add", "sel", "--bridge", "br0", "--to", "m0"}, tt.args...)
 			e.must(args...)
 			e.waitActive("sel")
-			e.settle()
+			learnAll()
+			e.settle() // also brings the counters up to date
+			st0 := e.stats("sel")
+			c := e.lab.Capture(t, "m0")
 			// What the bridge sends out of h1: egress selections must copy
 			// exactly that (NORMAL knows every MAC here, so nothing is flooded).
 			out1 := e.lab.Capture(t, "h1")
@@ -140,9 +152,9 @@ func TestSelectionKinds(t *testing.T) {
 				t.Logf("for reference, what the bridge sent out of h1:\n%s", lab.Summary(sent1))
 			}
 			// Every packet on m0 is a copy: the counters must equal the capture.
-			st := e.waitStats("sel", len(pkts))
+			st := e.waitStats(t, "sel", st0.Packets, pkts)
 			if tt.check != nil {
-				tt.check(t, pkts, st)
+				tt.check(t, pkts, st, st0)
 			}
 			e.must("mirror", "del", "sel")
 		})
@@ -254,4 +266,28 @@ func TestCreateOutputPort(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEgressOfMACsLearnedBefore adds an egress mirror to a bridge whose
+// NORMAL MAC table already knows every host (the usual case: mirrors are
+// added to a running network). Egress means what NORMAL sends out of the
+// port: unicast between other hosts must not be copied.
+func TestEgressOfMACsLearnedBefore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hs := e.hosts(3)
+	h1, h2, h3 := hs[0], hs[1], hs[2]
+	e.outputPort("m0")
+	e.learn(hs)
+	e.must("mirror", "add", "eg", "--bridge", "br0", "--egress", "h1", "--to", "m0")
+	e.waitActive("eg")
+	e.settle()
+	c, out1 := e.lab.Capture(t, "m0"), e.lab.Capture(t, "h1")
+	h3.SendUDP(t, h2.IPv4(), 4003, 5003, 100, 4) // NORMAL unicasts to h2
+	h2.SendUDP(t, h1.IPv4(), 4002, 5002, 100, 7) // out of h1
+	pkts, sent1 := c.Stop(t), out1.Stop(t)
+	expectUDP(t, "m0", pkts, map[uint16]int{5003: 0, 5002: 7})
+	if t.Failed() {
+		t.Logf("what the bridge sent out of h1:\n%s", lab.Summary(sent1))
+	}
 }
