@@ -695,17 +695,27 @@ func (e *Env) AddMirrors() {
 		e.purge()
 		return
 	}
+	// Many mirrors are added by concurrent CLI clients, as scripts would.
 	var names []string
 	for _, args := range e.sc.Flowspan {
+		names = append(names, args[0])
+	}
+	sem := make(chan struct{}, addWorkers)
+	e.T.parallel(len(e.sc.Flowspan), func(i int) {
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		args := e.sc.Flowspan[i]
 		a := append([]string{"mirror", "add"}, args...)
 		if !contains(args, "--bridge") {
 			a = append(a, "--bridge", bridge)
 		}
 		e.d.must(e.T, a...)
-		names = append(names, args[0])
-	}
+	})
 	e.d.waitActive(e.T, names)
 }
+
+// addWorkers is how many `flowspan mirror add` run at once.
+const addWorkers = 4
 
 // DelMirrors removes the scenario's mirrors on this side.
 func (e *Env) DelMirrors() {
