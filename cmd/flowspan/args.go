@@ -27,8 +27,14 @@ func usagef(format string, a ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, a...)}
 }
 
-// errHelp is returned when the user asked for -h/--help; the usage was printed.
+// errHelp is returned when the user asked for -h/--help.
 var errHelp = errors.New("help requested")
+
+// helpError is errHelp with the command's flags, for the help text.
+type helpError struct{ flags string }
+
+func (h *helpError) Error() string        { return errHelp.Error() }
+func (h *helpError) Is(target error) bool { return target == errHelp }
 
 // newFlagSet returns a FlagSet that reports errors instead of exiting and
 // prints nothing by itself.
@@ -46,7 +52,7 @@ func parseArgs(fs *flag.FlagSet, args []string) (pos, rest []string, dashdash bo
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, nil, false, errHelp
+				return nil, nil, false, &helpError{flags: flagDefaults(fs)}
 			}
 			return nil, nil, false, &usageError{msg: err.Error()}
 		}
@@ -68,13 +74,17 @@ func flagDefaults(fs *flag.FlagSet) string {
 	var b strings.Builder
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(&b, "  --%s", f.Name)
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		fmt.Fprintf(&b, "  %s%s", dash, f.Name)
 		if name != "" {
 			fmt.Fprintf(&b, " %s", name)
 		}
 		b.WriteString("\n    \t")
 		b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			fmt.Fprintf(&b, " (default %q)", f.DefValue)
 		}
 		b.WriteString("\n")

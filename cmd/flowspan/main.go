@@ -122,6 +122,10 @@ func (e *env) run(ctx context.Context, args []string) int {
 		return 0
 	case errors.Is(err, errHelp):
 		fmt.Fprint(e.stdout, cmd.usage)
+		var he *helpError
+		if errors.As(err, &he) && he.flags != "" {
+			fmt.Fprintf(e.stdout, "\nFlags:\n%s", he.flags)
+		}
 		return 0
 	case errors.As(err, &ue):
 		synopsis, _, _ := strings.Cut(cmd.usage, "\n\n")
