@@ -186,6 +186,18 @@ func TestTap(t *testing.T) {
 		e.noTapLeft("after kill -9 of tap")
 	})
 
+	t.Run("daemon killed", func(t *testing.T) {
+		p := e.startTap("h1", "--bridge", "br0", "-w", filepath.Join(e.dir, "orphan.pcap"))
+		e.d.kill()
+		// The tap notices that its session ended and says so.
+		if code := p.wait(t); code != 1 || !strings.Contains(p.errOut.String(), "daemon ended the tap session") {
+			t.Errorf("tap after its daemon died: exit %d, stderr %q; want 1 and the reason", code, p.errOut)
+		}
+		// Its mirror and port were left behind; the next daemon removes them.
+		e.d.start()
+		e.noTapLeft("after the daemon restarted")
+	})
+
 	if got := e.ports("br0"); !slices.Equal(got, before) {
 		t.Errorf("ports of br0 after the taps: %v, want %v", got, before)
 	}
