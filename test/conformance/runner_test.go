@@ -99,6 +99,10 @@ type Topology struct {
 type InternalSpec struct {
 	Name string
 	Tag  int
+	// Created: in the flowspan lab the port does not exist until flowspan
+	// creates it (`--to NAME --create`); the native lab has it from the
+	// start. It is compared in the mirror phase only.
+	Created bool
 }
 
 // Scenario is one row of the conformance table.
@@ -288,6 +292,9 @@ func runScenario(t *testing.T, sc Scenario, r *row) {
 	// the scenario's traffic is not deterministic (or flowspan's presence
 	// alone changed forwarding).
 	for _, p := range ports(sc) {
+		if created(sc, p) {
+			continue // exists only in the native lab before the mirror
+		}
 		if d := diffPackets(p, "native lab", nat.baseline[p], "flowspan lab", fs.baseline[p]); d != nil {
 			diffs = append(diffs, "no-mirror runs differ (daemon running, no mirror yet): "+d.String())
 		}
@@ -332,6 +339,15 @@ func hostPort(h HostSpec) string {
 		return h.Port
 	}
 	return h.Name
+}
+
+func created(sc Scenario, port string) bool {
+	for _, p := range sc.Topo.Internal {
+		if p.Name == port && p.Created {
+			return true
+		}
+	}
+	return false
 }
 
 func isOutput(sc Scenario, port string) bool {
@@ -566,6 +582,9 @@ func setup(st *sideT, sc Scenario, s side) *Env {
 		e.hosts[hs.Name] = h
 	}
 	for _, p := range sc.Topo.Internal {
+		if p.Created && s == flowspan {
+			continue
+		}
 		l.AddInternalPort(st, bridge, p.Name, p.Tag)
 	}
 	e.quietOffloads()
@@ -610,7 +629,28 @@ func (e *Env) quietOffloads() {
 		}
 	}
 	for _, p := range e.sc.Topo.Internal {
+		if p.Created && e.Side == flowspan {
+			continue // see quietCreated
+		}
 		run(e.Lab.Netns(), p.Name)
+	}
+}
+
+// quietCreated does what quietOffloads does for the ports flowspan created.
+func (e *Env) quietCreated() {
+	for _, p := range e.sc.Topo.Internal {
+		if !p.Created {
+			continue
+		}
+		var out []byte
+		lab.Eventually(e.T, lab.Timeout, func() error {
+			var err error
+			out, err = exec.Command("ip", "netns", "exec", e.Lab.Netns(), "ethtool", "-K", p.Name, "gso", "off", "tso", "off", "gro", "off").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("port %s that flowspan created: ethtool: %v: %s", p.Name, err, out)
+			}
+			return nil
+		})
 	}
 }
 
@@ -665,7 +705,13 @@ func (e *Env) phase(mirror bool) map[string][]lab.Packet {
 			e.warm(false)
 		}
 	}
-	ps := ports(e.sc)
+	var ps []string
+	for _, p := range ports(e.sc) {
+		if !mirror && e.Side == flowspan && created(e.sc, p) {
+			continue // flowspan creates it with the mirror
+		}
+		ps = append(ps, p)
+	}
 	caps := make([]*lab.Capture, len(ps))
 	e.T.parallel(len(ps), func(i int) { caps[i] = e.Lab.Capture(e.T, ps[i]) })
 	if mirror && e.sc.Mirrored != nil {
@@ -712,6 +758,7 @@ func (e *Env) AddMirrors() {
 		e.d.must(e.T, a...)
 	})
 	e.d.waitActive(e.T, names)
+	e.quietCreated()
 }
 
 // addWorkers is how many `flowspan mirror add` run at once.
@@ -754,6 +801,7 @@ func contains(ss []string, s string) bool {
 
 // daemon is one `flowspan serve` driven through the CLI.
 type daemon struct {
+	lab      *lab.Lab
 	dir, api string
 	cmd      *exec.Cmd
 	out      *syncBuffer
@@ -785,17 +833,7 @@ func startDaemon(st *sideT, l *lab.Lab) *daemon {
 	if err != nil {
 		st.Fatalf("flowspan: %v", err)
 	}
-	d := &daemon{dir: dir, api: "unix:" + filepath.Join(dir, "api.sock"), out: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(flowspanBin, "serve", "--ovsdb", l.DBEndpoint(), "--api", d.api,
-		"--state", filepath.Join(dir, "state.json"), "--metrics", "")
-	d.cmd.Env = append(l.Env(), "FLOWSPAN_API="+d.api)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		st.Fatalf("flowspan serve: %v", err)
-	}
-	go func() { _ = d.cmd.Wait(); close(d.exited) }()
+	d := &daemon{dir: dir, api: "unix:" + filepath.Join(dir, "api.sock"), out: &syncBuffer{}, lab: l}
 	st.Cleanup(func() {
 		d.stop()
 		if st.Failed() {
@@ -803,6 +841,23 @@ func startDaemon(st *sideT, l *lab.Lab) *daemon {
 		}
 		_ = os.RemoveAll(dir)
 	})
+	d.start(st)
+	return d
+}
+
+// start runs `flowspan serve` and waits until its API answers.
+func (d *daemon) start(st *sideT) {
+	d.exited = make(chan struct{})
+	d.cmd = exec.Command(flowspanBin, "serve", "--ovsdb", d.lab.DBEndpoint(), "--api", d.api,
+		"--state", filepath.Join(d.dir, "state.json"), "--metrics", "")
+	d.cmd.Env = append(d.lab.Env(), "FLOWSPAN_API="+d.api)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		close(d.exited)
+		st.Fatalf("flowspan serve: %v", err)
+	}
+	go func(cmd *exec.Cmd, exited chan struct{}) { _ = cmd.Wait(); close(exited) }(d.cmd, d.exited)
 	lab.Eventually(st, lab.Timeout, func() error {
 		select {
 		case <-d.exited:
@@ -815,10 +870,20 @@ func startDaemon(st *sideT, l *lab.Lab) *daemon {
 		}
 		return nil
 	})
-	return d
+}
+
+// restart stops serve with SIGTERM (its flows stay in the switch) and
+// starts it again on the same state file.
+func (d *daemon) restart(st *sideT) {
+	d.stop()
+	fmt.Fprintf(d.out, "--- conformance: flowspan serve restarted ---\n")
+	d.start(st)
 }
 
 func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
 	select {
 	case <-d.exited:
 		return

@@ -322,6 +322,23 @@ func lifeMirrored(e *Env) {
 	s.Wait(e)
 }
 
+// restartMirrored adds the mirrors, starts the stream and, in the flowspan
+// lab, restarts the daemon a third of the way through (the native table
+// just keeps mirroring).
+func restartMirrored(e *Env) {
+	e.AddMirrors()
+	e.warm(false)
+	s := e.Stream("h1", "h2", lifePort, lifeN, lifeEvery)
+	s.WaitSent(e, lifeN/3)
+	if e.Side == flowspan {
+		at := s.sent.Load()
+		e.d.restart(e.T)
+		e.d.waitActive(e.T, []string{e.sc.Flowspan[0][0]})
+		e.T.Logf("flowspan serve restarted between datagrams %d and %d", at, s.sent.Load())
+	}
+	s.Wait(e)
+}
+
 // lifeVerify: h2 received every datagram exactly once; the output got no
 // datagram twice, and some (the mirror was in place for a while).
 func lifeVerify(e *Env, got map[string][]lab.Packet) {
@@ -439,6 +456,19 @@ func scenarios() []Scenario {
 			Flowspan:   [][]string{{"m", "--all", "--to", "mon"}},
 			KnownDiff: "the native table drops the frame (NORMAL knows mon's MAC on a mirror output port); flowspan floods it " +
 				"to h2 and h3: isolating mon (VLAN 4095) makes NORMAL forget the MAC, so the frame is unknown unicast",
+		},
+
+		{
+			Name: "output_created_port", About: "--to mirror0 --create: flowspan creates the internal output port (the native lab has it from the start)",
+			Topo: func() Topology {
+				t := std(3, false)
+				t.Internal = []InternalSpec{{Name: "mirror0", Created: true}}
+				t.Outputs = []string{"mirror0"}
+				return t
+			}(),
+			Traffic: basic, WantCopies: 18,
+			Native:   []lab.NativeMirror{selAll},
+			Flowspan: [][]string{{"m", "--all", "--to", "mirror0", "--create"}},
 		},
 
 		// Snaplen (ofproto-dpif.at "mirroring, ... with snaplen").
@@ -700,6 +730,12 @@ func scenarios() []Scenario {
 		},
 
 		// Lifecycle.
+		{
+			Name: "restart_daemon_under_traffic", About: "flowspan serve stopped (SIGTERM) and started again on its state file during a 1500-datagram stream: flows stay, the new generation replaces them without a gap, every datagram copied once",
+			Topo: std(3, false, "mirror0"), Traffic: lifeTraffic, Mirrored: restartMirrored, WantCopies: lifeN,
+			Native:   []lab.NativeMirror{{Name: "m", SelectSrc: []string{"h1"}, SelectDst: []string{"h1"}, Output: "mirror0"}},
+			Flowspan: [][]string{{"m", "--port", "h1", "--to", "mirror0"}},
+		},
 		{
 			Name: "lifecycle_under_traffic", About: "mirrors added and deleted 5 times during a 1500-datagram stream: no forwarded datagram lost or duplicated",
 			Topo: std(3, false, "mirror0"), Traffic: lifeTraffic, Mirrored: lifeMirrored, WantCopies: -1,
