@@ -491,6 +491,13 @@ func scenarios() []Scenario {
 			Flowspan: [][]string{{"m", "--all", "--snaplen", "0", "--to", "mirror0"}},
 		},
 
+		{
+			Name: "snaplen_vlan_push", About: "snaplen=64 on copies that get a VLAN tag pushed (access ports to an output without VLAN config): where the tag goes relative to the cut",
+			Topo: withInternal(vlanTopo("mirror0"), "mirror0", 0), Traffic: vlanTraffic, WantCopies: 18,
+			Native:   []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mirror0", Snaplen: 64}},
+			Flowspan: [][]string{{"m", "--all", "--snaplen", "64", "--to", "mirror0"}},
+		},
+
 		// VLANs (ofproto-dpif.at "mirroring, select_vlan", "output_port").
 		{
 			Name: "vlan_all_to_untagged_internal", About: "select_all, output an internal port without VLAN config: copies keep or get their VLAN tag",
@@ -670,6 +677,20 @@ func scenarios() []Scenario {
 			Topo: std(3, false, "mirror0"), Traffic: filterTraffic, Post: tcpDst80, WantCopies: 2,
 			Native:   []lab.NativeMirror{{Name: "m", SelectSrc: []string{"h1"}, Output: "mirror0"}},
 			Flowspan: [][]string{{"m", "--ingress", "h1", "--match", "tcp,tp_dst=80", "--to", "mirror0"}},
+		},
+		{
+			Name: "filter_egress", About: "--egress h2 --match udp,tp_dst=5000 (filter narrows an egress selection)",
+			Topo: std(3, false, "mirror0"), Traffic: basic, WantCopies: 5,
+			Post:     func(p lab.Packet) bool { return isUDP4(p) && p.DstPort == 5000 },
+			Native:   []lab.NativeMirror{{Name: "m", SelectDst: []string{"h2"}, Output: "mirror0"}},
+			Flowspan: [][]string{{"m", "--egress", "h2", "--match", "udp,tp_dst=5000", "--to", "mirror0"}},
+		},
+		{
+			Name: "filter_vlan", About: "--vlan 10 --match udp,tp_dst=5000 (filter narrows a VLAN selection)",
+			Topo: withInternal(vlanTopo("mirror0"), "mirror0", 0), Traffic: vlanTraffic, WantCopies: 3,
+			Post:     func(p lab.Packet) bool { return isUDP4(p) && p.DstPort == 5000 },
+			Native:   []lab.NativeMirror{{Name: "m", SelectAll: true, SelectVLAN: []int{10}, Output: "mirror0"}},
+			Flowspan: [][]string{{"m", "--vlan", "10", "--match", "udp,tp_dst=5000", "--to", "mirror0"}},
 		},
 		{
 			Name: "filter_nw_src_masked", About: "--match ip,nw_src=10.0.0.0/24 (IPv4 only, not ARP)",
