@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -289,5 +291,42 @@ func TestEgressOfMACsLearnedBefore(t *testing.T) {
 	expectUDP(t, "m0", pkts, map[uint16]int{5003: 0, 5002: 7})
 	if t.Failed() {
 		t.Logf("what the bridge sent out of h1:\n%s", lab.Summary(sent1))
+	}
+}
+
+// TestStatsCountFloodedCopies sends to a MAC nobody has, so NORMAL floods
+// each packet out of every other port: an --egress mirror copies each once,
+// and its counters must say so (per mirror and per selection).
+func TestStatsCountFloodedCopies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hs := e.hosts(3)
+	h2 := hs[1]
+	e.outputPort("m0")
+	e.learn(hs)
+	e.must("mirror", "add", "fl", "--bridge", "br0", "--egress", "h1", "--to", "m0")
+	e.waitActive("fl")
+	e.settle()
+	st0 := e.stats("fl")
+	ghost := netip.MustParseAddr("10.0.0.99")
+	h2.Neighbor(t, ghost, net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99})
+	c, out1 := e.lab.Capture(t, "m0"), e.lab.Capture(t, "h1")
+	h2.SendUDP(t, ghost, 4000, 5009, 64, 6)
+	pkts, sent1 := c.Stop(t), out1.Stop(t)
+	if got := udpCount(sent1, 5009); got != 6 {
+		t.Fatalf("NORMAL flooded %d of the 6 packets out of h1, want 6:\n%s", got, lab.Summary(sent1))
+	}
+	expectUDP(t, "m0", pkts, map[uint16]int{5009: 6})
+	st := e.waitStats(t, "fl", st0.Packets, pkts)
+	var sel uint64
+	for _, s := range st.Selections {
+		sel += s.Packets
+	}
+	var sel0 uint64
+	for _, s := range st0.Selections {
+		sel0 += s.Packets
+	}
+	if sel-sel0 != uint64(len(pkts)) {
+		t.Errorf("per-selection counters grew by %d, want %d (the copies captured): %+v -> %+v", sel-sel0, len(pkts), st0.Selections, st.Selections)
 	}
 }
