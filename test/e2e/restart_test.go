@@ -282,3 +282,41 @@ loop:
 		t.Errorf("controllers after release: %q, want %q as before", after, before)
 	}
 }
+
+// TestOvsdbRestart restarts ovsdb-server: mirroring goes on, the daemon
+// reconnects and later changes (a new mirror with a created port) work.
+func TestOvsdbRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hs := e.hosts(2)
+	h1, h2 := hs[0], hs[1]
+	e.outputPort("m0")
+	e.learn(hs)
+	e.must("mirror", "add", "web", "--bridge", "br0", "--port", "h1", "--to", "m0")
+	e.waitActive("web")
+	e.settle()
+	e.lab.RestartOvsdb(t)
+	// ovs-vswitchd itself stops forwarding for a moment while it re-reads
+	// the database (without flowspan too): wait until it forwards again.
+	lab.Eventually(t, 10*time.Second, func() error {
+		out, err := h1.Run(context.Background(), "ping", "-n", "-q", "-c", "1", "-W", "1", h2.IPv4().String())
+		if err != nil {
+			return fmt.Errorf("ping after ovsdb-server restart: %v: %s", err, out)
+		}
+		return nil
+	})
+	e.settle()
+	e.checkForwardAndMirror(h1, h2, 5001, 5, "after ovsdb-server restart")
+	lab.Eventually(t, 20*time.Second, func() error {
+		r := e.fs("mirror", "add", "second", "--bridge", "br0", "--ingress", "h2", "--to", "cap1", "--create")
+		if r.code != 0 {
+			return fmt.Errorf("mirror add after ovsdb-server restart: %v", r)
+		}
+		return nil
+	})
+	e.waitActive("second")
+	e.settle()
+	c := e.lab.Capture(t, "cap1")
+	h2.SendUDP(t, h1.IPv4(), 4000, 5002, 64, 4)
+	expectUDP(t, "cap1", c.Stop(t), map[uint16]int{5002: 4})
+}
