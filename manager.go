@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowspan/flowspan/api"
@@ -54,6 +55,8 @@ type Manager struct {
 
 	ready     chan struct{} // closed when Run has started
 	readyOnce sync.Once
+	stopped   chan struct{} // closed when Run has returned
+	started   atomic.Bool
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -112,6 +115,7 @@ func New(cfg Config) (*Manager, error) {
 		mirrors: map[string]*mirror{},
 		bridges: map[string]*bridgeState{},
 		ready:   make(chan struct{}),
+		stopped: make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
 	if cfg.StatePath != "" {
@@ -176,10 +180,14 @@ func (m *Manager) mirrorsOf(bridge string) []*mirror {
 // then follows OVSDB changes and switch connections. It leaves flows in place
 // when it returns, so forwarding and mirroring continue.
 func (m *Manager) Run(ctx context.Context) error {
+	if !m.started.CompareAndSwap(false, true) {
+		return errors.New("flowspan manager: Run called twice")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m.wg.Add(1)
 	defer m.wg.Done()
+	defer close(m.stopped)
 	go func() {
 		select {
 		case <-m.closed:
@@ -295,6 +303,11 @@ func (m *Manager) Close() error {
 
 // waitReady waits until Run has started.
 func (m *Manager) waitReady(ctx context.Context) error {
+	select {
+	case <-m.stopped:
+		return api.WithCode(api.CodeUnavailable, errors.New("flowspan manager stopped"))
+	default:
+	}
 	select {
 	case <-m.ready:
 		return nil

@@ -796,3 +796,15 @@ func TestBridgeAppearsLater(t *testing.T) {
 		return ok && m.Status.State == api.StateActive
 	})
 }
+
+func TestRunLifecycle(t *testing.T) {
+	e := newEnv(t)
+	m := e.start()
+	if err := m.Run(context.Background()); err == nil {
+		t.Fatal("second Run accepted")
+	}
+	e.stop()
+	if _, err := m.AddMirror(context.Background(), spec1(), api.OriginAPI); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("AddMirror after Run returned: %v", err)
+	}
+}
