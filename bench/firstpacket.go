@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,12 +66,21 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 	}
 	defer unix.Close(sock)
 	deadline := time.Now().Add(cfg.budget(2))
-	stop := startTicker(t, h1, h2)
+	stop := once(t, startTicker(t, h1, h2))
 	firstPacketCase(t, l, cfg, rep, caseEstablished, ways, sock, fpDstPort, deadline.Add(-cfg.budget(2)/2))
 	stop()
-	stop = startFreshMACs(t, h1, h2)
+	stop = once(t, startFreshMACs(t, h1, h2))
 	firstPacketCase(t, l, cfg, rep, caseNewFlows, ways, sock, fpFreshPort, deadline)
 	stop()
+}
+
+// once returns f made idempotent and registers it with t.Cleanup, so a
+// traffic generator stops also when the scenario ends early.
+func once(t lab.T, f func()) func() {
+	var o sync.Once
+	g := func() { o.Do(f) }
+	t.Cleanup(g)
+	return g
 }
 
 // fpWay is one way to create (and remove) a mirror of h1 to mirror0.

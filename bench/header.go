@@ -63,6 +63,14 @@ func writeHeader(w io.Writer, cfg *Config, smoke bool) {
 	for _, m := range machine() {
 		fmt.Fprintf(w, "- %s\n", m)
 	}
-	fmt.Fprintf(w, "- Runs: section 1: %v runs at N=%v; section 2: %d; section 3: %d (iperf3 %v, UDP stream %v each); section 4: %d restarts at %v\n\n",
-		cfg.ProgramReps, cfg.ProgramSizes, cfg.FirstPacketReps, cfg.DatapathReps, cfg.IperfTime, cfg.SmallPktTime, cfg.ScaleReps, cfg.ScaleSizes)
+	var prog, scale []string
+	for i, n := range cfg.ProgramSizes {
+		prog = append(prog, fmt.Sprintf("%d at N=%s", cfg.ProgramReps[i], thousands(int64(n))))
+	}
+	for _, s := range cfg.ScaleSizes {
+		scale = append(scale, fmt.Sprintf("%d/%s", s.Mirrors, thousands(int64(s.Filters))))
+	}
+	fmt.Fprintf(w, "- Runs per subject: section 1: %s; section 2: %d per case; section 3: %d (iperf3 %v, UDP stream %v each); "+
+		"section 4: %d vswitchd restarts at each of %s mirrors/filters\n\n",
+		strings.Join(prog, ", "), cfg.FirstPacketReps, cfg.DatapathReps, cfg.IperfTime, cfg.SmallPktTime, cfg.ScaleReps, strings.Join(scale, ", "))
 }

@@ -78,6 +78,11 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 				return tm.Total, err
 			}},
 		}
+		for i := range ins {
+			if ins[i].close != nil {
+				ins[i].close = once(t, ins[i].close) // also when the section ends early
+			}
+		}
 		rows := map[string]*Row{}
 		cpu := map[string][]float64{}
 		var alloc []float64 // bytes flowspan's controller allocated per install
@@ -85,9 +90,7 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 			rows[in.name] = rep.Add(secProgram, cs, in.name, Duration)
 			rows[in.name].NA = in.na
 			rows[in.name].Units = float64(n)
-			if in.close != nil {
-				defer in.close()
-			}
+
 		}
 		rep.Ratios = append(rep.Ratios,
 			Ratio{secProgram, cs, subjFlowspan, subjBundle, subjFlowspan, "ovs-ofctl --bundle ÷ flowspan", Target{">=", 1.3}},
@@ -161,6 +164,11 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 					row.Extra += fmt.Sprintf("; controller allocated %s", Bytes.format(a))
 				}
 				row.Extra += ")"
+			}
+		}
+		for _, in := range ins {
+			if in.close != nil {
+				in.close()
 			}
 		}
 		clearBenchFlows(t, l)

@@ -311,23 +311,24 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
 	b.WriteString("\n### Targets\n\n")
+	ratios := r.Evaluate()
 	for _, row := range r.Rows {
 		if row.Target.Op != "" {
 			fmt.Fprintf(&b, "- %s, %s, %s: %s\n", row.Section, row.Case, row.Subject, row.targetCell())
 		}
-	}
-	for _, q := range r.Evaluate() {
-		if q.Target.Op == "" {
-			continue
-		}
-		status := "not available"
-		if q.OK {
-			status = "met"
-			if !q.Target.Met(q.Value) {
-				status = "**not met**"
+		for _, q := range ratios {
+			if q.Target.Op == "" || q.Section != row.Section || q.Case != row.Case || q.On != row.Subject {
+				continue
 			}
+			status := "not available"
+			if q.OK {
+				status = "met"
+				if !q.Target.Met(q.Value) {
+					status = "**not met**"
+				}
+			}
+			fmt.Fprintf(&b, "- %s, %s: %s — %s\n", q.Section, q.Case, q.cell(), status)
 		}
-		fmt.Fprintf(&b, "- %s, %s: %s — %s\n", q.Section, q.Case, q.cell(), status)
 	}
 	if len(foot) > 0 {
 		b.WriteString("\n### Not available\n\n")

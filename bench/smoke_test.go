@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -104,7 +103,4 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", text.String())
-	if os.Getenv("BENCH_SMOKE_OUT") != "" {
-		_ = os.WriteFile(os.Getenv("BENCH_SMOKE_OUT"), md.Bytes(), 0o644)
-	}
 }
