@@ -59,6 +59,7 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 			t.Fatalf("%v", err)
 		}
 		ctx := context.Background()
+		var commits []float64 // floor: last byte written → commit reply
 		ins := []installer{
 			flowspanInstaller(ctx, l, "br0", flows),
 			{name: subjBundle, install: func(context.Context) (time.Duration, error) {
@@ -75,6 +76,9 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 				ctx, cancel := context.WithTimeout(ctx, lab.Timeout*3)
 				defer cancel()
 				tm, err := rawBundle(ctx, mgmt, mods)
+				if err == nil {
+					commits = append(commits, tm.Commit.Seconds())
+				}
 				return tm.Total, err
 			}},
 		}
@@ -162,6 +166,9 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 				row.Extra = fmt.Sprintf("(%.1f µs/flow; vswitchd CPU %s", m*1e6/float64(n), Duration.format(c))
 				if a, ok := median(alloc); ok && name == subjFlowspan {
 					row.Extra += fmt.Sprintf("; controller allocated %s", Bytes.format(a))
+				}
+				if c, ok := median(commits); ok && name == subjFloor {
+					row.Extra += fmt.Sprintf("; last byte written → commit reply %s", Duration.format(c))
 				}
 				row.Extra += ")"
 			}
