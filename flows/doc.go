@@ -12,6 +12,11 @@
 //	text, _ := res.Flows[0].MarshalText()                    // ovs-ofctl dump-flows --no-stats syntax
 //	counters := flows.Aggregate(res.Generation, flowStats)   // per mirror / selection / filter
 //
+// When taking over a bridge that has been forwarding, seed the shadow MAC
+// table from `ovs-appctl fdb/show` (ParseFDBShow, MACFlows); otherwise
+// known unicast is predicted as a flood, and copied as egress of bystander
+// ports, until each host has sent a packet.
+//
 // On a restart with unknown installed state, compile with
 // NextGeneration(old) and send Replace(res.Flows, old): every flow is added
 // (replacing the old one in place) and then what is left of the old

@@ -8,8 +8,10 @@ type Flow struct {
 	Table    uint8
 	Priority uint16
 	Cookie   uint64
-	Match    Match
-	Actions  []Action // empty: drop
+	// HardTimeout in seconds (0 = none); only seeded MAC flows have one.
+	HardTimeout uint16
+	Match       Match
+	Actions     []Action // empty: drop
 }
 
 // MarshalText renders the flow as `ovs-ofctl -O OpenFlow13 dump-flows
@@ -35,6 +37,11 @@ func (f Flow) appendText(b []byte) []byte {
 	if f.Table != 0 {
 		b = append(b, "table="...)
 		b = strconv.AppendUint(b, uint64(f.Table), 10)
+		b = append(b, ", "...)
+	}
+	if f.HardTimeout != 0 {
+		b = append(b, "hard_timeout="...)
+		b = strconv.AppendUint(b, uint64(f.HardTimeout), 10)
 		b = append(b, ", "...)
 	}
 	m := f.Match.String()

@@ -26,6 +26,7 @@ func (f Flow) FlowMod(cmd uint8) (*openflow13.FlowMod, error) {
 	fm := ofpx.NewFlowMod(cmd, f.Table)
 	fm.Priority = f.Priority
 	fm.Cookie = f.Cookie
+	fm.HardTimeout = f.HardTimeout
 	fm.CookieMask = 0
 	fields, err := f.Match.oxm()
 	if err != nil {

@@ -1,0 +1,114 @@
+package flows
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MACEntry is one entry of the bridge's MAC learning table (ovs-appctl
+// fdb/show).
+type MACEntry struct {
+	Port uint32 // ofport (PortLocal for LOCAL)
+	VLAN uint16
+	MAC  [6]byte
+	Age  time.Duration
+}
+
+// ParseFDBShow parses the output of `ovs-appctl fdb/show BRIDGE`.
+func ParseFDBShow(s string) ([]MACEntry, error) {
+	var out []MACEntry
+	for i, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || (i == 0 && f[0] == "port") {
+			continue
+		}
+		if len(f) != 4 {
+			return nil, fmt.Errorf("fdb/show line %d %q: want port, VLAN, MAC, age", i+1, line)
+		}
+		var e MACEntry
+		if f[0] == "LOCAL" {
+			e.Port = PortLocal
+		} else {
+			p, err := strconv.ParseUint(f[0], 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("fdb/show line %d: port %q: %w", i+1, f[0], err)
+			}
+			e.Port = uint32(p)
+		}
+		v, err := strconv.ParseUint(f[1], 10, 12)
+		if err != nil {
+			return nil, fmt.Errorf("fdb/show line %d: VLAN %q: %w", i+1, f[1], err)
+		}
+		e.VLAN = uint16(v)
+		mac, err := net.ParseMAC(f[2])
+		if err != nil || len(mac) != 6 {
+			return nil, fmt.Errorf("fdb/show line %d: MAC %q: not an Ethernet address", i+1, f[2])
+		}
+		copy(e.MAC[:], mac)
+		if f[3] != "?" { // static entries show "static"; unknown ages "?"
+			if age, err := strconv.Atoi(f[3]); err == nil {
+				e.Age = time.Duration(age) * time.Second
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// MACFlows seeds flowspan's shadow MAC table from the bridge's own MAC
+// table, so that right after flowspan takes over a bridge that has been
+// forwarding, egress is predicted like NORMAL predicts it instead of as a
+// flood until every host has sent a packet. The flows have exactly the form
+// the learn action writes (same table, priority, match, cookie), so
+// relearning refreshes them; each expires when the bridge's entry would
+// (mac-aging-time minus its age). Send them once, as plain adds, after the
+// pipeline; Diff ignores them like all learned flows. Entries on ports the
+// pipeline does not classify (unknown ports, outputs, dot1q-tunnel) are
+// skipped, as are all entries in HostEgress mode.
+func MACFlows(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntry) ([]Flow, error) {
+	if cfg.HostEgress != nil {
+		return nil, nil
+	}
+	c := &compiler{cfg: cfg, facts: facts, vlans: map[string]portVLAN{}, filters: map[string]Match{}}
+	if err := c.setup(); err != nil {
+		return nil, err
+	}
+	plans, err := c.plan(mirrors)
+	if err != nil {
+		return nil, err
+	}
+	outputs := map[uint32]bool{}
+	for _, p := range plans {
+		if p.status.Active && p.outPort.Name != "" {
+			outputs[p.outPort.OFPort] = true
+		}
+	}
+	classified := map[uint32]bool{}
+	for name, pf := range facts.Ports {
+		if pf.OFPort != 0 && !outputs[pf.OFPort] && c.vlans[name].mode != modeDot1QTunnel {
+			classified[pf.OFPort] = true
+		}
+	}
+	aging := facts.MACAgingTime
+	if aging <= 0 {
+		aging = 300 * time.Second
+	}
+	out := make([]Flow, 0, len(entries))
+	for _, e := range entries {
+		if !classified[e.Port] || e.VLAN > 4095 {
+			continue
+		}
+		left := (aging - e.Age).Seconds()
+		left = min(max(left, 1), 65535)
+		out = append(out, Flow{
+			Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(left),
+			Cookie:  uint64(MakeCookie(0, KindLearned, 0, e.Port)),
+			Match:   Match{}.WithReg(c.regs.Meta, uint32(e.VLAN), metaVLANMask).WithEthDst(e.MAC, allOnesMAC),
+			Actions: []Action{ActLoad{c.regs.egress().Range(0, 16), uint64(e.Port)}},
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,39 @@
+package flows
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFDBShowAndMACFlows(t *testing.T) {
+	out := ` port  VLAN  MAC                Age
+    1    10  02:00:00:00:00:a1    3
+    2     0  02:00:00:00:00:02  299
+LOCAL     0  02:00:00:00:00:ff    ?
+    6     0  02:00:00:00:00:06    1
+`
+	es, err := ParseFDBShow(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 4 || es[0].Port != 1 || es[0].VLAN != 10 || es[0].Age != 3*time.Second || es[2].Port != PortLocal || es[1].MAC != [6]byte{2, 0, 0, 0, 0, 2} {
+		t.Fatalf("ParseFDBShow = %+v", es)
+	}
+	fl, err := MACFlows(Config{}, sampleMirrors(), sampleFacts(), es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"cookie=0xf500030000000001, table=3, hard_timeout=297, priority=10,reg0=0xa/0xfff,dl_dst=02:00:00:00:00:a1 actions=load:0x1->NXM_NX_REG1[0..15]",
+		"cookie=0xf500030000000002, table=3, hard_timeout=1, priority=10,reg0=0/0xfff,dl_dst=02:00:00:00:00:02 actions=load:0x2->NXM_NX_REG1[0..15]",
+		"cookie=0xf50003000000fffe, table=3, hard_timeout=300, priority=10,reg0=0/0xfff,dl_dst=02:00:00:00:00:ff actions=load:0xfffe->NXM_NX_REG1[0..15]",
+		// port 6 is an output: skipped
+	}
+	if got := flowLines(fl); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("MACFlows (-want +got):\n%s", lineDiff(want, got))
+	}
+	if _, err := ParseFDBShow("1 2 3"); err == nil {
+		t.Errorf("bad fdb/show line accepted")
+	}
+}
