@@ -41,6 +41,7 @@ func main() {
 // order, whatever happened.
 type demo struct {
 	verbose bool
+	lab     *lab.Lab // set once the lab exists, to check what cleanup left
 
 	mu       sync.Mutex
 	cleanups []func()
@@ -136,7 +137,14 @@ func (d *demo) main(bin string) (code int) {
 		}
 		step("Cleaning up")
 		d.cleanup()
-		fmt.Println("  removed the daemon, hosts, namespaces, Open vSwitch processes and files")
+		if d.lab != nil {
+			if left := d.lab.Leftovers(); len(left) > 0 {
+				fmt.Printf("  LEFT BEHIND: %s\n", strings.Join(left, "; "))
+				code = 1
+			} else {
+				fmt.Println("  removed the daemon, hosts, namespaces, Open vSwitch processes and files: nothing left")
+			}
+		}
 		if code == 0 && d.Failed() {
 			code = 1
 		}
@@ -153,6 +161,7 @@ func step(s string) { fmt.Printf("\n==> %s\n", s) }
 func (d *demo) run(bin string) bool {
 	step("Starting a private Open vSwitch (own namespaces and run directory; the system OVS is not touched)")
 	l := lab.New(d)
+	d.lab = l
 	l.AddBridge(d, "br0")
 	web := l.AddHost(d, "br0", "web", lab.HostConfig{MAC: "02:00:00:00:00:01", IPv4: "10.0.0.1/24"})
 	client := l.AddHost(d, "br0", "client", lab.HostConfig{MAC: "02:00:00:00:00:02", IPv4: "10.0.0.2/24"})
@@ -169,7 +178,7 @@ func (d *demo) run(bin string) bool {
 	step("Starting the flowspan daemon")
 	serveArgs := []string{"serve", "--ovsdb", l.DBEndpoint(), "--api", apiAddr,
 		"--state", filepath.Join(dir, "state.json"), "--metrics", ""}
-	fmt.Printf("  $ flowspan %s\n", strings.Join(serveArgs, " "))
+	fmt.Printf("  $ flowspan %s\n", shellJoin(serveArgs))
 	startServe(d, bin, serveArgs, apiAddr)
 
 	quiet := func(args ...string) string {
@@ -182,7 +191,7 @@ func (d *demo) run(bin string) bool {
 		return string(out)
 	}
 	cli := func(args ...string) string {
-		fmt.Printf("  $ flowspan %s\n", strings.Join(args, " "))
+		fmt.Printf("  $ flowspan %s\n", shellJoin(args))
 		return quiet(args...)
 	}
 	indent := func(s string) {
@@ -208,6 +217,19 @@ func (d *demo) run(bin string) bool {
 			}
 		}
 	}
+	// Every host says hello once, so the bridge (and flowspan's view of
+	// it) knows where each MAC lives: a running network's normal state.
+	// Until then the bridge floods frames to unknown MACs out of every
+	// port, web's included, and the mirror copies those too.
+	fmt.Println("  warm-up: each host pings the others once")
+	for _, h := range []*lab.Host{client, web} {
+		for _, p := range []*lab.Host{web, other} {
+			if h != p {
+				h.Ping(d, p.IPv4(), 1)
+			}
+		}
+	}
+	time.Sleep(time.Second) // let OVS revalidate the flows it cached meanwhile
 	onWeb := l.CaptureDir(d, "web", lab.Both)
 	copies := l.Capture(d, "mirror0")
 	fmt.Println("  client -> web   TCP 443:  8 HTTPS-like connections, 4 kB each")
@@ -241,7 +263,7 @@ func (d *demo) run(bin string) bool {
 		{"client<->web TCP 8080", tcpPort(8080, web.IPv4()), false},
 		{"client<->web ICMP echo", lab.ICMPEcho, false},
 		{"client->web UDP 53", lab.UDPTo(53), false},
-		{"client<->other TCP 443 flooded out of web", tcpPort(443, other.IPv4()), true},
+		{"client<->other TCP 443 (not via web)", tcpPort(443, other.IPv4()), true},
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  traffic\ton web's wire\tcopies on mirror0\tverdict")
@@ -261,7 +283,7 @@ func (d *demo) run(bin string) bool {
 		case !c.selected:
 			verdict = "excluded by the filter, as asked"
 		case wire == 0:
-			verdict = "none crossed web's port"
+			verdict = "never crossed web's port: nothing to copy"
 		default:
 			verdict = "each copied once"
 		}
@@ -302,6 +324,11 @@ func (d *demo) run(bin string) bool {
 		lines = append(lines[:24], fmt.Sprintf("... (%d more lines)", len(lines)-24))
 	}
 	indent(strings.Join(lines, "\n"))
+
+	step("Watching a port live with flowspan tap (a temporary mirror into tcpdump)")
+	if !runTap(d, bin, apiAddr, client, web) {
+		ok = false
+	}
 
 	step("Deleting the mirror (the bridge is handed back as it was)")
 	indent(cli("mirror", "del", "web-https"))
@@ -379,3 +406,85 @@ func startServe(d *demo, bin string, args []string, apiAddr string) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// shellJoin renders arguments as a shell would need them typed.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$*?;&|<>()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}
+
+// runTap shows "flowspan tap": tcpdump reads a temporary mirror of client's
+// port while client pings web twice; tcpdump stops after 4 packets and tap
+// removes its mirror and port.
+func runTap(d *demo, bin, apiAddr string, client, web *lab.Host) bool {
+	args := []string{"tap", client.Port(), "--bridge", "br0", "--", "-n", "-c", "4", "icmp"}
+	fmt.Printf("  $ flowspan %s\n", shellJoin(args))
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "FLOWSPAN_API="+apiAddr)
+	var out, errOut lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		fmt.Printf("  tap: %v\n", err)
+		return false
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(errOut.String(), "capturing") {
+		select {
+		case err := <-done:
+			fmt.Printf("  tap exited early: %v\n%s", err, errOut.String())
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			fmt.Printf("  tap did not start within 20s:\n%s", errOut.String())
+			return false
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let OVS pick up the new mirror's flows
+	fmt.Printf("  (client pings web twice)\n")
+	client.Ping(d, web.IPv4(), 2)
+	select {
+	case err := <-done:
+		fmt.Print("    " + strings.ReplaceAll(strings.TrimRight(out.String(), "\n"), "\n", "\n    ") + "\n")
+		if err != nil {
+			fmt.Printf("  tap: %v\n%s", err, errOut.String())
+			return false
+		}
+		fmt.Println("  tcpdump stopped after 4 packets; tap removed its mirror and port")
+		return strings.Count(out.String(), "ICMP echo") == 4
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Signal(os.Interrupt)
+		<-done
+		fmt.Printf("  tcpdump did not see 4 packets within 20s:\n%s%s", out.String(), errOut.String())
+		return false
+	}
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
