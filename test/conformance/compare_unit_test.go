@@ -85,7 +85,7 @@ func TestIgnoredBackground(t *testing.T) {
 		frame []byte
 		want  bool
 	}{
-		"warm-up":     {warmFrame(tA, 0), true},
+		"warm-up":     {warmFrame(tA, 0, 1), true},
 		"mldv2":       {mld, true},
 		"udp":         {udpFrame(tB, tA, 0, ip1, ip2, 1, 2, 3), false},
 		"arp":         {arpFrame(1, 0, tA, ip1, nil, ip2), false},

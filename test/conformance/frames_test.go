@@ -205,9 +205,15 @@ func arpFrame(op uint16, vlan uint16, sha net.HardwareAddr, spa netip.Addr, tha 
 	return ether(dst, sha, vlan, 0x0806, b)
 }
 
-// warmFrame teaches the bridge src's location; see etherWarm.
-func warmFrame(src net.HardwareAddr, vlan uint16) []byte {
-	return ether(macWarm, src, vlan, etherWarm, []byte("flowspan conformance warm-up"))
+// warmFrame teaches the bridge src's location; see etherWarm. round
+// varies the destination, so that each round's frames miss the datapath's
+// flow cache and go through a full translation (OVS runs NORMAL's MAC
+// learning and the learn action at once only then; for packets of cached
+// flows it does so later, when the revalidator pushes their statistics).
+func warmFrame(src net.HardwareAddr, vlan uint16, round byte) []byte {
+	dst := append(net.HardwareAddr(nil), macWarm...)
+	dst[4] = round
+	return ether(dst, src, vlan, etherWarm, []byte("flowspan conformance warm-up"))
 }
 
 // rawEther is a frame of an unusual EtherType with an n-byte payload.

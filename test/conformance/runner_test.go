@@ -535,6 +535,7 @@ type Env struct {
 	d     *daemon // flowspan side only
 
 	listening map[string]bool // host:port of Listen
+	warmRound byte            // warm-up rounds so far
 }
 
 // H returns a host by name.
@@ -658,6 +659,7 @@ func (e *Env) quietCreated() {
 // so the bridge (and flowspan's shadow MAC table) knows where each MAC
 // is. wait: poll the bridge's MAC table until every host is in it.
 func (e *Env) warm(wait bool) {
+	e.warmRound++
 	var macs []string
 	for _, hs := range e.sc.Topo.Hosts {
 		if !wait && isOutput(e.sc, hostPort(hs)) {
@@ -668,13 +670,13 @@ func (e *Env) warm(wait bool) {
 		if hs.VLAN == 0 && len(hs.Trunks) > 0 {
 			// A raw trunk host: tagged in each of its VLANs.
 			for _, v := range hs.Trunks {
-				frames = append(frames, warmFrame(h.MAC(), uint16(v)))
+				frames = append(frames, warmFrame(h.MAC(), uint16(v), e.warmRound))
 			}
 			if hs.Tag > 0 && strings.HasPrefix(hs.VLANMode, "native") {
-				frames = append(frames, warmFrame(h.MAC(), 0))
+				frames = append(frames, warmFrame(h.MAC(), 0, e.warmRound))
 			}
 		} else {
-			frames = append(frames, warmFrame(h.MAC(), 0))
+			frames = append(frames, warmFrame(h.MAC(), 0, e.warmRound))
 		}
 		h.SendRaw(e.T, frames...)
 		macs = append(macs, h.MAC().String())
@@ -703,6 +705,9 @@ func (e *Env) phase(mirror bool) map[string][]lab.Packet {
 		e.AddMirrors()
 		if !e.sc.NoRelearn {
 			e.warm(false)
+		}
+		if envDump {
+			e.T.Logf("flows after adding the mirrors:\n%s", e.Lab.DumpFlows(e.T, bridge))
 		}
 	}
 	var ps []string
