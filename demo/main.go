@@ -43,10 +43,11 @@ type demo struct {
 	verbose bool
 	lab     *lab.Lab // set once the lab exists, to check what cleanup left
 
-	mu       sync.Mutex
-	cleanups []func()
-	failed   bool
-	cleaned  bool
+	mu          sync.Mutex
+	cleanups    []func()
+	failed      bool
+	cleanOnce   sync.Once
+	interrupted bool // Ctrl-C: cleanup runs, the demo's own errors are noise
 }
 
 var _ lab.T = (*demo)(nil)
@@ -64,8 +65,11 @@ func (d *demo) Logf(format string, args ...any) {
 func (d *demo) Fatalf(format string, args ...any) {
 	d.mu.Lock()
 	d.failed = true
+	quiet := d.interrupted
 	d.mu.Unlock()
-	fmt.Fprintf(os.Stderr, "\ndemo FAILED: "+format+"\n", args...)
+	if !quiet {
+		fmt.Fprintf(os.Stderr, "\ndemo FAILED: "+format+"\n", args...)
+	}
 	panic(abort{})
 }
 
@@ -83,17 +87,19 @@ func (d *demo) Failed() bool {
 	return d.failed
 }
 
-// cleanup runs the registered cleanups once, last first.
+// cleanup runs the registered cleanups once, last first; a second caller
+// (Ctrl-C during cleanup) waits until the first one has finished.
 func (d *demo) cleanup() {
-	d.mu.Lock()
-	if d.cleaned {
+	d.cleanOnce.Do(func() {
+		d.mu.Lock()
+		fs := d.cleanups
+		d.cleanups = nil
 		d.mu.Unlock()
-		return
-	}
-	d.cleaned = true
-	fs := d.cleanups
-	d.cleanups = nil
-	d.mu.Unlock()
+		runCleanups(fs)
+	})
+}
+
+func runCleanups(fs []func()) {
 	for i := len(fs) - 1; i >= 0; i-- {
 		func() {
 			defer func() {
@@ -123,6 +129,9 @@ func (d *demo) main(bin string) (code int) {
 		if !ok {
 			return
 		}
+		d.mu.Lock()
+		d.interrupted = true
+		d.mu.Unlock()
 		fmt.Fprintf(os.Stderr, "\ndemo: %v: cleaning up\n", s)
 		d.cleanup()
 		os.Exit(130)
@@ -376,7 +385,10 @@ func startServe(d *demo, bin string, args []string, apiAddr string) {
 			_ = cmd.Process.Kill()
 			<-done
 		}
-		if d.Failed() && !d.verbose {
+		d.mu.Lock()
+		quiet := d.interrupted
+		d.mu.Unlock()
+		if d.Failed() && !d.verbose && !quiet {
 			logMu.Lock()
 			fmt.Fprintf(os.Stderr, "flowspan serve log:\n%s\n", logs.String())
 			logMu.Unlock()
