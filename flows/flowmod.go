@@ -1,7 +1,6 @@
 package flows
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/contiv/libOpenflow/openflow13"
@@ -104,7 +103,7 @@ func convertActions(acts []Action) ([]openflow13.Action, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, &nxClone{Actions: inner})
+			out = append(out, &ofpx.Clone{Actions: inner})
 		case ActLearn:
 			vlan := a.Regs.meta().Range(metaVLANOfs, metaVLANBits)
 			var flags uint16
@@ -126,51 +125,6 @@ func convertActions(acts []Action) ([]openflow13.Action, error) {
 		}
 	}
 	return out, nil
-}
-
-// nxClone is NXAST_CLONE: run the nested actions on a clone of the packet.
-// TODO(ofpx): move next to the other Nicira actions in ofctrl/ofpx.
-type nxClone struct {
-	Actions []openflow13.Action
-}
-
-const nxastClone = 42
-
-var _ openflow13.Action = (*nxClone)(nil)
-
-func (a *nxClone) Header() *openflow13.ActionHeader {
-	return &openflow13.ActionHeader{Type: 0xffff, Length: a.Len()}
-}
-
-func (a *nxClone) Len() uint16 {
-	n := 16
-	for _, in := range a.Actions {
-		n += int(in.Len())
-	}
-	return uint16(n)
-}
-
-func (a *nxClone) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 16, a.Len())
-	binary.BigEndian.PutUint16(b[0:], 0xffff)
-	binary.BigEndian.PutUint32(b[4:], 0x00002320)
-	binary.BigEndian.PutUint16(b[8:], nxastClone)
-	for _, in := range a.Actions {
-		data, err := in.MarshalBinary()
-		if err != nil {
-			return nil, fmt.Errorf("clone: %w", err)
-		}
-		b = append(b, data...)
-	}
-	if len(b) > 0xffff || len(b)%8 != 0 {
-		return nil, fmt.Errorf("clone: %d bytes of actions", len(b))
-	}
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	return b, nil
-}
-
-func (a *nxClone) UnmarshalBinary([]byte) error {
-	return fmt.Errorf("clone: decoding not supported")
 }
 
 // OXM/NXM fields for the packet fields (class, field number, bytes).

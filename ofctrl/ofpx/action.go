@@ -18,6 +18,7 @@ const (
 	NXASTLearn         = 16 // learn(...)
 	NXASTConjunction   = 34 // conjunction(id,k/n)
 	NXASTOutputTrunc   = 39 // output(port=P,max_len=N)
+	NXASTClone         = 42 // clone(actions)
 )
 
 // OpenFlow 1.3 action types used here.
@@ -594,4 +595,56 @@ func grow(dst []byte, n int) ([]byte, []byte) {
 // to dst without an intermediate allocation.
 type appender interface {
 	appendTo(dst []byte) ([]byte, error)
+}
+
+// Clone runs Actions on a copy of the packet; changes they make do not
+// affect the actions after the clone (NXAST_CLONE; ovs-ofctl:
+// clone(ACTIONS)).
+type Clone struct {
+	Actions []openflow13.Action
+}
+
+var _ openflow13.Action = (*Clone)(nil)
+
+// Header implements openflow13.Action.
+func (a *Clone) Header() *openflow13.ActionHeader {
+	return &openflow13.ActionHeader{Type: atExperimenter, Length: a.Len()}
+}
+
+// Len implements util.Message.
+func (a *Clone) Len() uint16 {
+	n := 16
+	for _, in := range a.Actions {
+		if in != nil {
+			n += int(in.Len())
+		}
+	}
+	return uint16(n)
+}
+
+// MarshalBinary implements util.Message.
+func (a *Clone) MarshalBinary() ([]byte, error) { return a.appendTo(nil) }
+
+func (a *Clone) appendTo(dst []byte) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, make([]byte, 16)...)
+	dst, err := appendActions(dst, a.Actions)
+	if err != nil {
+		return dst[:start], fmt.Errorf("clone: %w", err)
+	}
+	n := len(dst) - start
+	if n > 0xffff {
+		return dst[:start], fmt.Errorf("clone: %d bytes of actions", n)
+	}
+	putNXHeader(dst[start:], uint16(n), NXASTClone)
+	return dst, nil
+}
+
+// UnmarshalBinary implements util.Message. Nested actions are not decoded
+// (the controller never needs to read a clone back).
+func (a *Clone) UnmarshalBinary(data []byte) error {
+	if _, err := checkNX(data, NXASTClone, 16); err != nil {
+		return err
+	}
+	return errors.New("clone: decoding nested actions is not supported")
 }

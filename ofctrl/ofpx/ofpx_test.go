@@ -89,6 +89,17 @@ func TestEncodingMatchesOvsOfctl(t *testing.T) {
 			},
 		},
 		{
+			name: "clone with nested actions",
+			cmd:  "add-flow",
+			flow: "table=2,priority=9,actions=clone(push_vlan:0x8100,set_field:4106->vlan_vid,output:3),resubmit(,4)",
+			fm: func(t *testing.T) *openflow13.FlowMod {
+				fm := NewFlowMod(FlowAdd, 2)
+				fm.Priority = 9
+				fm.AddInstruction(applyActions(&Clone{Actions: []openflow13.Action{&PushVLAN{}, SetVLANVID(10), &Output{Port: 3}}}, ResubmitTable(4)))
+				return fm
+			},
+		},
+		{
 			name: "vlan push set pop and output",
 			cmd:  "add-flow",
 			flow: "table=0,priority=5,dl_vlan=10,actions=pop_vlan,push_vlan:0x8100,set_field:4196->vlan_vid,output:3,NORMAL",
