@@ -13,8 +13,6 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/flowspan/flowspan/api"
 )
 
 func main() {
@@ -137,16 +135,13 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 }
 
-// clientMessage renders an error for people: the daemon's own words for
-// errors it reported, and how to start it when it is not running.
+// clientMessage renders an error for people: daemon errors are shown as
+// the daemon worded them (api.Error's text), and "not running" without the
+// dial error underneath.
 func clientMessage(err error) error {
 	var nr *notRunningError
 	if errors.As(err, &nr) {
 		return nr
-	}
-	if errors.Is(err, api.ErrDaemonNotRunning) {
-		// The client's own wording, in case it was not wrapped by dial().
-		return err
 	}
 	return err
 }
