@@ -392,3 +392,30 @@ func TestTapBridgeBackend(t *testing.T) {
 		t.Errorf("API mirror without bridge: got %+v, %v", rec.got, err)
 	}
 }
+
+func TestParseTapArgs(t *testing.T) {
+	noenv := &env{getenv: func(string) string { return "" }}
+	tests := []struct {
+		args    []string
+		tcpdump []string
+		write   string
+		bridge  string
+		match   []string
+	}{
+		{[]string{"vnet2"}, []string{"-n"}, "", "", nil},
+		{[]string{"vnet2", "--bridge", "br0", "--", "tcpdump", "-nn", "-e", "icmp"}, []string{"-nn", "-e", "icmp"}, "", "br0", nil},
+		{[]string{"--match", "tcp", "vnet2", "--", "-c", "3"}, []string{"-c", "3"}, "", "", []string{"tcp"}},
+		{[]string{"vnet2", "-w", "x.pcap", "--match", "udp", "--match", "arp"}, nil, "x.pcap", "", []string{"udp", "arp"}},
+	}
+	for _, tt := range tests {
+		o, err := parseTapArgs(noenv, tt.args)
+		if err != nil {
+			t.Errorf("parseTapArgs(%q): %v", tt.args, err)
+			continue
+		}
+		if o.port != "vnet2" || !reflect.DeepEqual(o.tcpdump, tt.tcpdump) || o.write != tt.write || o.bridge != tt.bridge ||
+			!reflect.DeepEqual([]string(o.match), tt.match) || !strings.HasPrefix(o.portName, "fstap") || len(o.portName) > 15 {
+			t.Errorf("parseTapArgs(%q) = %+v", tt.args, o)
+		}
+	}
+}

@@ -186,6 +186,29 @@ func TestFiltersTwoMirrorsAndDelete(t *testing.T) {
 	if got := e.list(); len(got) != 3 {
 		t.Fatalf("mirror list: %d mirrors, want 3: %+v", len(got), got)
 	}
+	// mirror show --flows prints flows that are in the switch, in
+	// ovs-ofctl syntax (compared without counters and ages).
+	norm := func(line string) string {
+		return strings.Join(strings.Fields(flowCounters.ReplaceAllString(line, " ")), " ")
+	}
+	installed := map[string]bool{}
+	for _, line := range strings.Split(e.lab.DumpFlows(t, "br0"), "\n") {
+		installed[norm(line)] = true
+	}
+	var shown int
+	for _, line := range strings.Split(e.must("mirror", "show", "a", "--flows"), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.Contains(line, "actions=") {
+			continue
+		}
+		shown++
+		if !installed[norm(line)] {
+			t.Errorf("mirror show a --flows: %q is not in the switch's flow table", line)
+		}
+	}
+	if shown == 0 {
+		t.Errorf("mirror show a --flows printed no flows")
+	}
 
 	c0, c1 := e.lab.Capture(t, "m0"), e.lab.Capture(t, "m1")
 	h1.SendUDP(t, h2.IPv4(), 4001, 5001, 64, 5)
