@@ -65,9 +65,9 @@ models:
 bench: deps build
 	$(GO) run ./bench -flowspan bin/flowspan -out bench/results.md
 
-## demo: not there yet (issue 6)
+## demo: a private OVS lab, flowspan serve, a filtered mirror, traffic, and what the mirror captured (root)
 demo:
-	@echo "make demo: not implemented yet (see issue 6)" >&2; exit 1
+	bash demo/run.sh
 
 clean:
 	rm -rf bin
