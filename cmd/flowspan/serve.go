@@ -118,17 +118,18 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	// server: tap sessions still delete their mirrors while the API shuts down.
 	mgrCtx, cancelMgr := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelMgr()
+	// The API socket first: a second daemon on the same socket stops here,
+	// before it touches OVSDB.
+	ln, err := api.Listen(o.api)
+	if err != nil {
+		return err
+	}
 	mgr, closeDeps, err := newDaemon(mgrCtx, o, log)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer closeDeps()
-
-	ln, err := api.Listen(o.api)
-	if err != nil {
-		mgr.Close()
-		return err
-	}
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Run(mgrCtx) }()
 

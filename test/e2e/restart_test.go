@@ -233,6 +233,14 @@ func TestInvalidInput(t *testing.T) {
 	if r := e.fs("release", "--bridge", "br9"); r.code != 1 || !strings.Contains(r.stderr, "br9") {
 		t.Errorf("release of an unknown bridge: %v", r)
 	}
+	// A second daemon on the same API socket refuses to start.
+	r := e.fs("serve", "--ovsdb", e.lab.DBEndpoint(), "--api", e.api, "--state", e.d.state+".second", "--metrics", "")
+	if r.code != 1 || !strings.Contains(r.stderr, "already in use") {
+		t.Errorf("second serve on %s: %v", e.api, r)
+	}
+	if got := e.must("mirror", "list", "-o", "json"); got != list {
+		t.Errorf("mirror list changed after a second serve failed:\nbefore %s\nafter  %s", list, got)
+	}
 }
 
 // TestHandoverNoLoss pings continuously while flowspan takes the bridge over
