@@ -47,6 +47,28 @@ func TestOutputKinds(t *testing.T) {
 		e.must("mirror", "del", "rspan")
 	})
 
+	t.Run("snaplen", func(t *testing.T) {
+		e.outputPort("m0")
+		e.must("mirror", "add", "snap", "--bridge", "br0", "--ingress", "h1", "--snaplen", "64", "--to", "m0")
+		e.waitActive("snap")
+		e.settle()
+		c, c2 := e.lab.Capture(t, "m0"), e.lab.Capture(t, h2.Port())
+		h1.SendUDP(t, h2.IPv4(), 4000, 5003, 500, 4)
+		got, at2 := c.Stop(t), c2.Stop(t)
+		expectUDP(t, "m0", got, map[uint16]int{5003: 4})
+		for _, p := range got {
+			if p.Len != 64 {
+				t.Errorf("copy %s: %d bytes, want 64 (--snaplen 64)", p, p.Len)
+			}
+		}
+		for _, p := range lab.Filter(at2, lab.UDPTo(5003)) {
+			if p.Len != 14+20+8+500 {
+				t.Errorf("forwarded %s: %d bytes, want the whole %d", p, p.Len, 14+20+8+500)
+			}
+		}
+		e.must("mirror", "del", "snap")
+	})
+
 	t.Run("tunnel", func(t *testing.T) {
 		e.must("mirror", "add", "tun", "--bridge", "br0", "--port", "h1", "--to-tunnel", "gre:192.0.2.10:7")
 		m := e.mirror("tun")
