@@ -800,11 +800,14 @@ func TestBridgeAppearsLater(t *testing.T) {
 func TestRunLifecycle(t *testing.T) {
 	e := newEnv(t)
 	m := e.start()
+	e.add(spec1()) // returns once Run is running
 	if err := m.Run(context.Background()); err == nil {
 		t.Fatal("second Run accepted")
 	}
 	e.stop()
-	if _, err := m.AddMirror(context.Background(), spec1(), api.OriginAPI); !errors.Is(err, api.ErrUnavailable) {
+	s := spec1()
+	s.Name, s.Ports = "m2", []string{"p2"}
+	if _, err := m.AddMirror(context.Background(), s, api.OriginAPI); !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("AddMirror after Run returned: %v", err)
 	}
 }
