@@ -400,3 +400,56 @@ func TestLabOvsdbRestart(t *testing.T) {
 		t.Fatalf("after ovsdb restart: %d copies, want 4", got)
 	}
 }
+
+// TestLabTapSession: a tap created through the API (real Manager, real OVS)
+// lives as long as its client connection: closing it removes the mirror, its
+// flows and its port.
+func TestLabTapSession(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := api.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- api.Serve(ctx, ln, api.NewHandler(e.m, api.HandlerConfig{})) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	c := api.NewClient(sock)
+	defer c.Close()
+	ts, err := c.Tap(context.Background(), api.MirrorSpec{Name: "tap-h1", Bridge: "br0", Ports: []string{"h1"},
+		Output: api.Output{Port: "tap0", Create: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.Mirror.Status.State != api.StateActive || ts.Mirror.Origin != api.OriginTap {
+		t.Fatalf("tap mirror %+v", ts.Mirror)
+	}
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "tap0", 5008, 3); got != 3 {
+		t.Fatalf("tap copies: %d, want 3", got)
+	}
+	ts.Close()
+	lab.Eventually(t, 5*time.Second, func() error {
+		if _, err := e.m.Mirror(context.Background(), "tap-h1"); err == nil {
+			return fmt.Errorf("tap mirror still defined")
+		}
+		if out, _ := e.l.Vsctl("list-ports", "br0"); strings.Contains(out, "tap0") {
+			return fmt.Errorf("tap port still there")
+		}
+		fl, err := e.tryFlowspanFlows()
+		if err != nil {
+			return err
+		}
+		if len(fl) != 0 {
+			return fmt.Errorf("%d flowspan flows left", len(fl))
+		}
+		return nil
+	})
+}
