@@ -27,6 +27,8 @@ type Config struct {
 	// has already put the port the packet will leave by (before
 	// TableBase), with EgressFlood for floods and EgressNone for drops.
 	// Egress is then exact and the MAC-learning tables are not used.
+	// It must differ from both flowspan registers (the egress register
+	// still carries the selection index, see fields.go).
 	HostEgress *int
 	// Generation goes into every cookie (1..255); 0 means 1.
 	Generation uint8
@@ -104,10 +106,14 @@ type compiler struct {
 	cfg    Config
 	regs   Registers
 	egress ofpx.Field
-	gen    uint8
-	facts  BridgeFacts
-	tables [NumTables][]Flow
-	toEmit []Action // shared: resubmit(,emit)
+	// egressMask is what select flows match of the egress register:
+	// the low 16 bits of flowspan's own (SEL shares it), the host's whole.
+	egressMask uint32
+	gen        uint8
+	facts      BridgeFacts
+	tables     [NumTables][]Flow
+	toEmit     []Action // shared: resubmit(,emit)
+	toCount    ActResubmit
 	// outPorts are the active mirrors' output ports (ofport).
 	outPorts map[uint32]bool
 	vlans    map[string]portVLAN
@@ -146,7 +152,9 @@ func Compile(cfg Config, mirrors []Mirror, facts BridgeFacts) (*Result, error) {
 	c.tables[tFilter] = make([]Flow, 0, nFilters)
 	c.tables[tSelect] = make([]Flow, 0, 8*len(plans))
 	c.tables[tEmit] = make([]Flow, 0, 6*len(plans))
+	c.tables[tCount] = make([]Flow, 0, 5*len(plans))
 	c.toEmit = []Action{ActResubmit{c.table(tEmit)}}
+	c.toCount = ActResubmit{c.table(tCount)}
 	c.emitPipeline(plans)
 	for _, p := range plans {
 		if !p.status.Active {
@@ -185,12 +193,14 @@ func (c *compiler) setup() error {
 		return configErr("registers %+v: need two different registers 0..15", c.regs)
 	}
 	c.egress = c.regs.egress()
+	c.egressMask = egressMask
 	if c.cfg.HostEgress != nil {
 		h := *c.cfg.HostEgress
-		if h < 0 || h > 15 || h == c.regs.Meta {
-			return configErr("host egress register %d: need 0..15 other than the meta register %d", h, c.regs.Meta)
+		if h < 0 || h > 15 || h == c.regs.Meta || h == c.regs.Egress {
+			return configErr("host egress register %d: need 0..15 other than flowspan's meta and egress registers %d and %d", h, c.regs.Meta, c.regs.Egress)
 		}
 		c.egress = ofpx.Reg(h)
+		c.egressMask = ^uint32(0)
 	}
 	last := int(c.cfg.TableBase) + NumTables - 1
 	if last > 253 {
@@ -376,6 +386,10 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 		p.ingress = resolve(m.Ports, m.Ingress)
 		p.egress = resolve(m.Ports, m.Egress)
 		p.selectsA = m.All || m.namesNoPorts()
+		if n := len(p.ingress) + len(p.egress); n > maxSelections-2 {
+			p.status.Active = false
+			p.status.Err = fmt.Errorf("%d selected ports and directions: %w: at most %d selections per mirror", n, ErrUnsupported, maxSelections)
+		}
 	}
 	return plans, nil
 }
@@ -387,6 +401,7 @@ func (c *compiler) metaID(m Match, id uint16) Match {
 
 func (c *compiler) metaVLAN() ofpx.Subfield { return c.regs.meta().Range(metaVLANOfs, metaVLANBits) }
 func (c *compiler) metaDone() ofpx.Subfield { return c.regs.meta().Range(metaDoneBit, 1) }
+func (c *compiler) sel() ofpx.Subfield      { return c.regs.egress().Range(selOfs, selBits) }
 func (c *compiler) metaIDField() ofpx.Subfield {
 	return c.regs.meta().Range(metaIDOfs, metaIDBits)
 }
@@ -546,29 +561,33 @@ func (c *compiler) emitMirror(p *mirrorPlan) {
 	if len(m.VLANs) > 0 {
 		afterSelect = c.table(tVLAN)
 	}
-	sel := func(dir Direction, port string) uint32 {
+	// Each selection's select flows write its index to SEL before going
+	// on; a copy sent by the emit stage resubmits to the count table,
+	// whose flow for (mirror, SEL) counts it for that selection.
+	selField := c.sel()
+	sel := func(dir Direction, port string) (uint32, []Action) {
 		idx := uint32(len(p.status.Selections))
 		p.status.Selections = append(p.status.Selections, Selection{Index: idx, Port: port, Direction: dir})
-		return idx
+		c.add(tCount, 100, c.cookie(KindCount, id, idx), base.WithReg(c.regs.Egress, idx<<selOfs, selMask))
+		return idx, []Action{ActLoad{selField, uint64(idx)}, ActResubmit{afterSelect}}
 	}
-	next := []Action{ActResubmit{afterSelect}}
 	for _, in := range p.ingress {
-		idx := sel(DirIngress, in.Name)
+		idx, next := sel(DirIngress, in.Name)
 		c.addActs(tSelect, 400, c.cookie(KindSelIngress, id, idx), base.WithInPort(in.OFPort), next)
 	}
 	egReg, _ := c.egress.IsReg()
 	for _, eg := range p.egress {
-		idx := sel(DirEgress, eg.Name)
-		em := base.WithReg(egReg, eg.OFPort, ^uint32(0))
+		idx, next := sel(DirEgress, eg.Name)
+		em := base.WithReg(egReg, eg.OFPort, c.egressMask)
 		c.add(tSelect, 300, c.cookie(KindSelExclude, id, idx), em.WithInPort(eg.OFPort))
 		c.addActs(tSelect, 200, c.cookie(KindSelEgress, id, idx), em, next)
 	}
 	if len(p.egress) > 0 {
-		idx := sel(DirFlood, "")
-		c.emitFlood(p, idx, base.WithReg(egReg, EgressFlood, ^uint32(0)), next)
+		idx, next := sel(DirFlood, "")
+		c.emitFlood(p, idx, base.WithReg(egReg, EgressFlood, c.egressMask), next)
 	}
 	if p.selectsA {
-		idx := sel(DirAll, "")
+		idx, next := sel(DirAll, "")
 		c.addActs(tSelect, 100, c.cookie(KindSelAll, id, idx), base, next)
 	}
 	if len(m.VLANs) > 0 {
@@ -763,8 +782,8 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 			return o
 		}
 		untag := func(m Match, prio uint16) {
-			c.add(tEmit, prio+1, emit, tagged(m), setDone, ActClone{[]Action{ActPopVLAN{}, adjust(out, +4)}})
-			c.add(tEmit, prio, emit, m, setDone, out)
+			c.add(tEmit, prio+1, emit, tagged(m), setDone, ActClone{[]Action{ActPopVLAN{}, adjust(out, +4)}}, c.toCount)
+			c.add(tEmit, prio, emit, m, setDone, out, c.toCount)
 		}
 		pv := p.outVLAN
 		if pv.mode == modeAccess || pv.mode == modeDot1QTunnel {
@@ -775,14 +794,14 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 		// that a priority tag with a nonzero PCP stays, as in OVS's
 		// xvlan_put.
 		v0 := vlanIs(notDone, 0)
-		c.add(tEmit, 232, emit, v0.WithVLANTCI(VLANCFI, VLANCFI|VLANPCPMask), setDone, ActClone{[]Action{ActPopVLAN{}, adjust(out, +4)}})
-		c.add(tEmit, 231, emit, tagged(v0), setDone, out)
-		c.add(tEmit, 230, emit, v0, setDone, out)
+		c.add(tEmit, 232, emit, v0.WithVLANTCI(VLANCFI, VLANCFI|VLANPCPMask), setDone, ActClone{[]Action{ActPopVLAN{}, adjust(out, +4)}}, c.toCount)
+		c.add(tEmit, 231, emit, tagged(v0), setDone, out, c.toCount)
+		c.add(tEmit, 230, emit, v0, setDone, out, c.toCount)
 		if pv.mode == modeNativeUntagged && pv.tag != 0 {
 			untag(vlanIs(notDone, pv.tag), 220)
 		}
-		c.add(tEmit, 201, emit, tagged(notDone), setDone, ActClone{[]Action{ActMove{c.metaVLAN(), tci}, out}})
-		c.add(tEmit, 200, emit, notDone, setDone, ActClone{[]Action{ActPushVLAN{}, ActMove{c.metaVLAN(), tci}, adjust(out, -4)}})
+		c.add(tEmit, 201, emit, tagged(notDone), setDone, ActClone{[]Action{ActMove{c.metaVLAN(), tci}, out}}, c.toCount)
+		c.add(tEmit, 200, emit, notDone, setDone, ActClone{[]Action{ActPushVLAN{}, ActMove{c.metaVLAN(), tci}, adjust(out, -4)}}, c.toCount)
 		return
 	}
 
@@ -790,8 +809,9 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 	// (the input port included), except mirror outputs; nothing when the
 	// packet is already in that VLAN or has a reserved destination.
 	V := p.m.Output.VLAN
-	c.add(tEmit, 250, emit, vlanIs(notDone, V), setDone)
-	c.add(tEmit, 240, emit, notDone.WithEthDst(macReserved, macReservedMsk), setDone)
+	none := c.cookie(KindEmitNone, id, 0)
+	c.add(tEmit, 250, none, vlanIs(notDone, V), setDone)
+	c.add(tEmit, 240, none, notDone.WithEthDst(macReserved, macReservedMsk), setDone)
 	var untagged, taggedPorts []uint32
 	names := make([]string, 0, len(c.facts.Ports))
 	for name := range c.facts.Ports {
@@ -846,6 +866,10 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 			cl = append(cl, ActSetVLANVID{V})
 			acts = append(acts, ActClone{append(cl, outs(taggedPorts)...)})
 		}
-		c.add(tEmit, prio, emit, m, acts...)
+		if len(acts) == 1 {
+			c.add(tEmit, prio, none, m, acts...) // no port carries V
+			continue
+		}
+		c.add(tEmit, prio, emit, m, append(acts, c.toCount)...)
 	}
 }

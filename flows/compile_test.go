@@ -105,52 +105,60 @@ func TestCompileFlows(t *testing.T) {
 		want   []string // flows of the mirror (cookie mirror ID 1), in order
 	}{
 		{"ingress", Mirror{Name: "m", ID: 1, Ingress: []string{"a1"}, Output: out}, []string{
-			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=resubmit(,8)",
+			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=load:0->NXM_NX_REG1[16..31],resubmit(,8)",
 			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
-			"cookie=0xf5011e0001000000, table=8, priority=232,reg0=0x10000/0xffff4fff,dl_vlan_pcp=0 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:6)",
-			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],output:6",
-			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:6",
-			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6)",
-			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],clone(push_vlan:0x8100,move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6)",
+			"cookie=0xf5011e0001000000, table=8, priority=232,reg0=0x10000/0xffff4fff,dl_vlan_pcp=0 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:6),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],output:6,resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:6,resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],clone(push_vlan:0x8100,move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:6),resubmit(,9)",
+			"cookie=0xf501280001000000, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0/0xffff0000 actions=drop",
 		}},
 		{"egress access port: unicast and flood in its VLAN only", Mirror{Name: "m", ID: 1, Egress: []string{"a1"}, Output: Output{Port: "out2"}}, []string{
-			"cookie=0xf5010e0001000000, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0x1,in_port=1 actions=drop",
-			"cookie=0xf5010b0001000000, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0x1 actions=resubmit(,8)",
-			"cookie=0xf5010e0001000001, table=5, priority=140,reg0=0x1000a/0xffff0fff,reg1=0xfffb,in_port=1 actions=drop",
-			"cookie=0xf5010c0001000001, table=5, priority=135,reg0=0x1000a/0xffff0fff,reg1=0xfffb actions=resubmit(,8)",
+			"cookie=0xf5010e0001000000, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0x1/0xffff,in_port=1 actions=drop",
+			"cookie=0xf5010b0001000000, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0x1/0xffff actions=load:0->NXM_NX_REG1[16..31],resubmit(,8)",
+			"cookie=0xf5010e0001000001, table=5, priority=140,reg0=0x1000a/0xffff0fff,reg1=0xfffb/0xffff,in_port=1 actions=drop",
+			"cookie=0xf5010c0001000001, table=5, priority=135,reg0=0x1000a/0xffff0fff,reg1=0xfffb/0xffff actions=load:0x1->NXM_NX_REG1[16..31],resubmit(,8)",
 			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
-			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:7)",
-			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output:7",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:7),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output:7,resubmit(,9)",
+			"cookie=0xf501280001000000, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0/0xffff0000 actions=drop",
+			"cookie=0xf501280001000001, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0x10000/0xffff0000 actions=drop",
 		}},
 		{"egress on two all-VLAN ports: every flood selects", Mirror{Name: "m", ID: 1, Egress: []string{"t1", "br0"}, Filters: []string{"icmp"}, Output: Output{Port: "out2"}, Snaplen: 64}, []string{
-			"cookie=0xf5010e0001000000, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0x2,in_port=2 actions=drop",
-			"cookie=0xf5010b0001000000, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0x2 actions=resubmit(,7)",
-			"cookie=0xf5010e0001000001, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0xfffe,in_port=LOCAL actions=drop",
-			"cookie=0xf5010b0001000001, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0xfffe actions=resubmit(,7)",
-			"cookie=0xf5010c0001000002, table=5, priority=120,reg0=0x10000/0xffff0000,reg1=0xfffb actions=resubmit(,7)",
+			"cookie=0xf5010e0001000000, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0x2/0xffff,in_port=2 actions=drop",
+			"cookie=0xf5010b0001000000, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0x2/0xffff actions=load:0->NXM_NX_REG1[16..31],resubmit(,7)",
+			"cookie=0xf5010e0001000001, table=5, priority=300,reg0=0x10000/0xffff0000,reg1=0xfffe/0xffff,in_port=LOCAL actions=drop",
+			"cookie=0xf5010b0001000001, table=5, priority=200,reg0=0x10000/0xffff0000,reg1=0xfffe/0xffff actions=load:0x1->NXM_NX_REG1[16..31],resubmit(,7)",
+			"cookie=0xf5010c0001000002, table=5, priority=120,reg0=0x10000/0xffff0000,reg1=0xfffb/0xffff actions=load:0x2->NXM_NX_REG1[16..31],resubmit(,7)",
 			"cookie=0xf501150001000000, table=7, priority=40000,icmp,reg0=0x10000/0xffff0000 actions=resubmit(,8)",
 			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
-			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output(port=7,max_len=68))",
-			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output(port=7,max_len=64)",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output(port=7,max_len=68)),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output(port=7,max_len=64),resubmit(,9)",
+			"cookie=0xf501280001000000, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0/0xffff0000 actions=drop",
+			"cookie=0xf501280001000001, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0x10000/0xffff0000 actions=drop",
+			"cookie=0xf501280001000002, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0x20000/0xffff0000 actions=drop",
 		}},
 		{"VLANs only: all ports, VLAN gate", Mirror{Name: "m", ID: 1, VLANs: []uint16{20, 21, 22, 23, 30}, Output: Output{Port: "out2"}}, []string{
-			"cookie=0xf5010d0001000000, table=5, priority=100,reg0=0x10000/0xffff0000 actions=resubmit(,6)",
+			"cookie=0xf5010d0001000000, table=5, priority=100,reg0=0x10000/0xffff0000 actions=load:0->NXM_NX_REG1[16..31],resubmit(,6)",
 			"cookie=0xf501140001000000, table=6, priority=100,reg0=0x10014/0xffff0ffc actions=resubmit(,8)",
 			"cookie=0xf501140001000000, table=6, priority=100,reg0=0x1001e/0xffff0fff actions=resubmit(,8)",
 			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
-			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:7)",
-			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output:7",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:7),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],output:7,resubmit(,9)",
+			"cookie=0xf501280001000000, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0/0xffff0000 actions=drop",
 		}},
 		{"native-untagged output keeps its VLAN untagged", Mirror{Name: "m", ID: 1, Ingress: []string{"a1"}, Output: Output{Port: "n1"}}, []string{
-			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=resubmit(,8)",
+			"cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=load:0->NXM_NX_REG1[16..31],resubmit(,8)",
 			"cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop",
-			"cookie=0xf5011e0001000000, table=8, priority=232,reg0=0x10000/0xffff4fff,dl_vlan_pcp=0 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4)",
-			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],output:4",
-			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4",
-			"cookie=0xf5011e0001000000, table=8, priority=221,reg0=0x10014/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4)",
-			"cookie=0xf5011e0001000000, table=8, priority=220,reg0=0x10014/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4",
-			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:4)",
-			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],clone(push_vlan:0x8100,move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:4)",
+			"cookie=0xf5011e0001000000, table=8, priority=232,reg0=0x10000/0xffff4fff,dl_vlan_pcp=0 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=231,reg0=0x10000/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],output:4,resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=230,reg0=0x10000/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4,resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=221,reg0=0x10014/0xffff4fff,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(pop_vlan,output:4),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=220,reg0=0x10014/0xffff4fff actions=load:0x1->NXM_NX_REG0[14],output:4,resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=201,reg0=0x10000/0xffff4000,vlan_tci=0x1000/0x1000 actions=load:0x1->NXM_NX_REG0[14],clone(move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:4),resubmit(,9)",
+			"cookie=0xf5011e0001000000, table=8, priority=200,reg0=0x10000/0xffff4000 actions=load:0x1->NXM_NX_REG0[14],clone(push_vlan:0x8100,move:NXM_NX_REG0[0..11]->NXM_OF_VLAN_TCI[0..11],output:4),resubmit(,9)",
+			"cookie=0xf501280001000000, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0/0xffff0000 actions=drop",
 		}},
 	}
 	for _, tc := range cases {
@@ -256,7 +264,7 @@ func TestCompileStatus(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	facts := sampleFacts()
 	ok := Mirror{Name: "m", Ingress: []string{"a1"}, Output: Output{Port: "out"}}
-	reg := 0
+	reg, one := 0, 1
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -269,7 +277,8 @@ func TestCompileErrors(t *testing.T) {
 		{"duplicate id", Config{}, []Mirror{{Name: "a", ID: 3, All: true, Output: Output{Port: "out"}}, {Name: "b", ID: 3, All: true, Output: Output{Port: "out"}}}, facts, `ID 3 already used by mirror "a"`},
 		{"same registers", Config{Registers: &Registers{Meta: 2, Egress: 2}}, nil, facts, "need two different registers"},
 		{"host egress is meta", Config{HostEgress: &reg}, nil, facts, "host egress register 0"},
-		{"continue inside pipeline", Config{ContinueTable: 4}, nil, facts, "continue table 4: must come after the pipeline's last table 8"},
+		{"host egress is flowspan's egress register", Config{HostEgress: &one}, nil, facts, "host egress register 1: need 0..15 other than flowspan's meta and egress registers 0 and 1"},
+		{"continue inside pipeline", Config{ContinueTable: 4}, nil, facts, "continue table 4: must come after the pipeline's last table 9"},
 		{"table base too high", Config{TableBase: 250}, nil, facts, "table base 250"},
 		{"bad vlan mode", Config{}, nil, BridgeFacts{Ports: map[string]PortFacts{"p": {OFPort: 1, VLANMode: "weird"}}}, `port "p": unknown vlan_mode "weird"`},
 	}
@@ -333,5 +342,93 @@ func TestVLANPrefixes(t *testing.T) {
 				t.Fatalf("%v: VLAN %d covered %d times, in set %v", tc, x, covered[uint16(x)], want)
 			}
 		}
+	}
+}
+
+// TestCountFlowsAttribution checks the wiring that makes per-selection
+// counters count copies: every select flow that goes on writes its own
+// selection index to SEL, every selection has exactly one count flow
+// matching that index, every emit flow that sends a copy resubmits to the
+// count table once, and flows that send nothing do not.
+func TestCountFlowsAttribution(t *testing.T) {
+	hostEgress := 7
+	benchMirrors, benchFacts := benchInput()
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		mirrors []Mirror
+		facts   BridgeFacts
+	}{
+		{"sample", Config{}, sampleMirrors(), sampleFacts()},
+		{"embedded", Config{TableBase: 10, ContinueTable: 30, Registers: &Registers{Meta: 5, Egress: 6}, HostEgress: &hostEgress}, sampleMirrors(), sampleFacts()},
+		{"bench", Config{}, benchMirrors, benchFacts},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustCompile(t, tc.cfg, tc.mirrors, tc.facts)
+			regs := Registers{Meta: 0, Egress: 1}
+			if tc.cfg.Registers != nil {
+				regs = *tc.cfg.Registers
+			}
+			sel := regs.egress().Range(selOfs, selBits)
+			countTable := tc.cfg.TableBase + tCount
+			counted := map[uint16]map[uint32]int{}
+			for _, f := range r.Flows {
+				c := Cookie(f.Cookie)
+				id := c.Mirror()
+				if counted[id] == nil {
+					counted[id] = map[uint32]int{}
+				}
+				resubmits := 0
+				var loads []uint64
+				for _, a := range f.Actions {
+					switch a := a.(type) {
+					case ActResubmit:
+						if a.Table == countTable {
+							resubmits++
+						}
+					case ActLoad:
+						if a.Dst == sel {
+							loads = append(loads, a.Value)
+						}
+					}
+				}
+				switch c.Kind() {
+				case KindSelIngress, KindSelEgress, KindSelFlood, KindSelAll:
+					if len(loads) != 1 || loads[0] != uint64(c.Index()) {
+						t.Errorf("select flow %s: SEL loads %v, want exactly [%d]", f, loads, c.Index())
+					}
+				case KindCount:
+					if f.Table != countTable || len(f.Actions) != 0 {
+						t.Errorf("count flow %s: want an action-less flow in table %d", f, countTable)
+					}
+					v, m := f.Match.regs[regs.Egress].v, f.Match.regs[regs.Egress].m
+					if m != selMask || v>>selOfs != c.Index() {
+						t.Errorf("count flow %s: matches SEL %#x/%#x, want index %d", f, v, m, c.Index())
+					}
+					counted[id][c.Index()]++
+				case KindEmit:
+					if resubmits != 1 {
+						t.Errorf("emit flow %s: %d resubmits to the count table, want 1", f, resubmits)
+					}
+				default:
+					if resubmits != 0 || len(loads) != 0 {
+						t.Errorf("flow %s (kind %d) touches SEL or the count table", f, c.Kind())
+					}
+				}
+			}
+			for name, st := range r.Status {
+				if !st.Active {
+					continue
+				}
+				if len(counted[st.ID]) != len(st.Selections) {
+					t.Errorf("mirror %s: %d selections, count flows for %d", name, len(st.Selections), len(counted[st.ID]))
+				}
+				for _, s := range st.Selections {
+					if counted[st.ID][s.Index] != 1 {
+						t.Errorf("mirror %s selection %+v: %d count flows, want 1", name, s, counted[st.ID][s.Index])
+					}
+				}
+			}
+		})
 	}
 }

@@ -11,10 +11,11 @@ package flows
 //	        MirrorStatus.Selections), the filter index for filter flows,
 //	        the input port for learned MAC flows
 //
-// Per-mirror counters are the sums over a mirror's KindEmit flows (copies
-// sent) and KindEmitDup flows (selected, but another mirror with the same
-// output already sent the copy); per-selection counters are the selection
-// flows' own counters. Aggregate does the sums.
+// Counters (see Aggregate and the package doc): a mirror's copies are the
+// sum over its KindEmit flows; each copy is counted once more by one
+// KindCount flow, the one of the selection that selected the packet, so
+// per-selection copies sum to the mirror's. Select flows (KindSel*) count
+// what each selection picked before VLANs, filters and de-duplication.
 type Cookie uint64
 
 // Kind says what a flow is for.
@@ -34,6 +35,8 @@ const (
 	KindFilter     Kind = 21 // mirror's filter [index] matched
 	KindEmit       Kind = 30 // copy sent to the output
 	KindEmitDup    Kind = 31 // selected but the output already has its copy
+	KindEmitNone   Kind = 32 // selected but no copy can be sent (RSPAN: packet already in the output VLAN, reserved destination, no port in the VLAN)
+	KindCount      Kind = 40 // copy sent, counted for the selection [index] that selected the packet
 	CookieApp           = 0xf5
 )
 
@@ -119,20 +122,37 @@ func (c *Counter) add(f FlowCount) {
 }
 
 // MirrorCounters are one mirror's counters derived from flow statistics.
+//
+// Every packet is evaluated once per mirror (per output, in mirror ID
+// order): one select flow picks it (the highest-priority selection:
+// ingress, then egress, then flood, then all), the VLAN list and the
+// filters (OR-ed) must pass, and then the copy is sent unless an earlier
+// mirror with the same output already sent this packet's copy. For each
+// mirror, the Selections counters sum exactly to Mirrored.
 type MirrorCounters struct {
-	// Mirrored counts copies this mirror sent.
+	// Mirrored counts copies this mirror sent to its output (for an
+	// RSPAN output: packets flooded as a copy in the output VLAN).
 	Mirrored Counter
-	// Selected counts packets the mirror selected and whose filters
-	// matched, including those whose copy another mirror with the same
-	// output had already sent (native OVS counts those for both mirrors).
+	// Selected counts packets the mirror selected and whose VLAN and
+	// filters matched, including those whose copy another mirror with
+	// the same output had already sent (native OVS counts those for both
+	// mirrors) and RSPAN packets that could not be copied.
 	Selected Counter
 	// Selections counts, per selection index (MirrorStatus.Selections),
-	// the packets that selection selected before filters. A packet
-	// selected by several selections of one mirror is counted once, for
-	// the first in order ingress, egress, flood, all.
+	// the copies this mirror sent of packets that selection selected.
+	// A packet selected by several selections of the mirror is counted
+	// for the one whose select flow matched (ingress before egress
+	// before flood before all); copies not sent (filtered out, outside
+	// the mirror's VLANs, or already sent to the output by another
+	// mirror) are not counted. The values sum to Mirrored.
 	Selections map[uint32]Counter
+	// SelectedBy counts, per selection index, the packets that selection
+	// selected before VLANs, filters and de-duplication (the select
+	// flows' own counters; attributed like Selections). These are not
+	// mirrored packets: their sum may exceed Mirrored.
+	SelectedBy map[uint32]Counter
 	// Filters counts, per filter index, selected packets that filter
-	// matched (first matching filter only).
+	// matched (first matching filter only), before de-duplication.
 	Filters map[uint32]Counter
 }
 
@@ -144,10 +164,15 @@ func Aggregate(gen uint8, counts []FlowCount) map[uint16]*MirrorCounters {
 	get := func(id uint16) *MirrorCounters {
 		mc := out[id]
 		if mc == nil {
-			mc = &MirrorCounters{Selections: map[uint32]Counter{}, Filters: map[uint32]Counter{}}
+			mc = &MirrorCounters{Selections: map[uint32]Counter{}, SelectedBy: map[uint32]Counter{}, Filters: map[uint32]Counter{}}
 			out[id] = mc
 		}
 		return mc
+	}
+	addTo := func(m map[uint32]Counter, i uint32, f FlowCount) {
+		s := m[i]
+		s.add(f)
+		m[i] = s
 	}
 	for _, f := range counts {
 		c := Cookie(f.Cookie)
@@ -159,16 +184,14 @@ func Aggregate(gen uint8, counts []FlowCount) map[uint16]*MirrorCounters {
 		case KindEmit:
 			mc.Mirrored.add(f)
 			mc.Selected.add(f)
-		case KindEmitDup:
+		case KindEmitDup, KindEmitNone:
 			mc.Selected.add(f)
+		case KindCount:
+			addTo(mc.Selections, c.Index(), f)
 		case KindSelIngress, KindSelEgress, KindSelFlood, KindSelAll:
-			s := mc.Selections[c.Index()]
-			s.add(f)
-			mc.Selections[c.Index()] = s
+			addTo(mc.SelectedBy, c.Index(), f)
 		case KindFilter:
-			s := mc.Filters[c.Index()]
-			s.add(f)
-			mc.Filters[c.Index()] = s
+			addTo(mc.Filters, c.Index(), f)
 		}
 	}
 	return out

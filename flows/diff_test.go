@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -133,10 +134,16 @@ func TestCookies(t *testing.T) {
 		t.Errorf("NextGeneration")
 	}
 	counts := []FlowCount{
-		{uint64(MakeCookie(1, KindEmit, 3, 0)), 10, 1000},
+		{uint64(MakeCookie(1, KindEmit, 3, 0)), 6, 600}, // two emit flows (tag variants)
+		{uint64(MakeCookie(1, KindEmit, 3, 0)), 4, 400},
 		{uint64(MakeCookie(1, KindEmitDup, 3, 0)), 2, 200},
-		{uint64(MakeCookie(1, KindSelIngress, 3, 0)), 7, 700},
+		{uint64(MakeCookie(1, KindEmitNone, 3, 0)), 1, 100},
+		{uint64(MakeCookie(1, KindCount, 3, 0)), 7, 700},
+		{uint64(MakeCookie(1, KindCount, 3, 2)), 3, 300},
+		{uint64(MakeCookie(1, KindSelIngress, 3, 0)), 9, 900},
 		{uint64(MakeCookie(1, KindSelFlood, 3, 2)), 5, 500},
+		{uint64(MakeCookie(1, KindSelFlood, 3, 2)), 1, 100}, // second flood flow (VLAN-specific)
+		{uint64(MakeCookie(1, KindSelExclude, 3, 2)), 8, 800},
 		{uint64(MakeCookie(1, KindFilter, 3, 1)), 4, 400},
 		{uint64(MakeCookie(2, KindEmit, 3, 0)), 99, 99},    // other generation
 		{uint64(MakeCookie(1, KindPipeline, 0, 0)), 50, 5}, // shared
@@ -144,8 +151,13 @@ func TestCookies(t *testing.T) {
 	}
 	agg := Aggregate(1, counts)
 	mc := agg[3]
-	if len(agg) != 1 || mc == nil || mc.Mirrored != (Counter{10, 1000}) || mc.Selected != (Counter{12, 1200}) ||
-		mc.Selections[0] != (Counter{7, 700}) || mc.Selections[2] != (Counter{5, 500}) || mc.Filters[1] != (Counter{4, 400}) {
-		t.Errorf("Aggregate = %+v", agg)
+	if len(agg) != 1 || mc == nil {
+		t.Fatalf("Aggregate = %+v", agg)
+	}
+	got := fmt.Sprintf("mirrored %v selected %v selections %v selectedBy %v filters %v",
+		mc.Mirrored, mc.Selected, mc.Selections, mc.SelectedBy, mc.Filters)
+	want := "mirrored {10 1000} selected {13 1300} selections map[0:{7 700} 2:{3 300}] selectedBy map[0:{9 900} 2:{6 600}] filters map[1:{4 400}]"
+	if got != want {
+		t.Errorf("Aggregate:\n got %s\nwant %s", got, want)
 	}
 }

@@ -26,9 +26,10 @@ func ExampleCompile() {
 	}
 	fmt.Println(res.Status["web"].Selections)
 	// Output:
-	// cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=resubmit(,7)
+	// cookie=0xf5010a0001000000, table=5, priority=400,reg0=0x10000/0xffff0000,in_port=1 actions=load:0->NXM_NX_REG1[16..31],resubmit(,7)
 	// cookie=0xf501150001000000, table=7, priority=40000,tcp,reg0=0x10000/0xffff0000,tp_dst=443 actions=resubmit(,8)
 	// cookie=0xf5011f0001000000, table=8, priority=300,reg0=0x14000/0xffff4000 actions=drop
+	// cookie=0xf501280001000000, table=9, priority=100,reg0=0x10000/0xffff0000,reg1=0/0xffff0000 actions=drop
 	// [{0 vnet1 ingress}]
 }
 

@@ -13,9 +13,14 @@ import "github.com/flowspan/flowspan/ofctrl/ofpx"
 //	               evaluated (cleared before each output's mirrors)
 //	  bits 16..31  ID of the mirror being evaluated
 //
-//	egress register (default reg1; or the host's, see Config.HostEgress)
+//	egress register (default reg1)
 //	  bits  0..15  where NORMAL will send the packet: an ofport number,
 //	               EgressFlood (flood in the packet's VLAN), or EgressNone
+//	               (with Config.HostEgress, the host's register says this
+//	               instead and these bits are unused)
+//	  bits 16..31  SEL: index of the selection whose select flow picked the
+//	               packet for the mirror being evaluated (written by that
+//	               select flow, read by the count table after a copy)
 //
 // Registers are per packet and start at zero; flowspan writes every bit it
 // later reads, so stale values from a host pipeline do no harm.
@@ -29,6 +34,16 @@ const (
 	metaVLANMask uint32 = 0x00000fff
 	metaDoneMask uint32 = 1 << metaDoneBit
 	metaIDMask   uint32 = 0xffff0000
+
+	selOfs  = 16
+	selBits = 16
+	// selMask covers SEL in the egress register; egressMask the
+	// predicted egress port below it.
+	selMask    uint32 = 0xffff0000
+	egressMask uint32 = 0x0000ffff
+	// maxSelections is how many selections one mirror may have (SEL's
+	// range).
+	maxSelections = 1 << selBits
 
 	// EgressFlood in the egress register means NORMAL floods the packet
 	// (unknown unicast, broadcast, multicast).
@@ -50,9 +65,10 @@ const (
 	tVLAN                  // mirror M's VLAN list
 	tFilter                // mirror M's filters
 	tEmit                  // one copy per output: tag, truncate, output
+	tCount                 // the copy just sent, counted per selection (SEL)
 
 	// NumTables is how many consecutive tables the pipeline uses.
-	NumTables = int(tEmit) + 1
+	NumTables = int(tCount) + 1
 )
 
 // Registers names the two registers flowspan uses (NXM_NX_REGn indexes).

@@ -35,8 +35,10 @@ var Pipeline = []TableSpec{
 		fReg, []uint8{tFilter, tEmit}, false, "not in the mirror's VLANs"},
 	{tFilter, "filter", "mirror ID + filter match: any filter matches -> emit",
 		fReg | fVLAN | fEthAddr | fPacket, []uint8{tEmit}, false, "no filter matched"},
-	{tEmit, "emit", "mirror ID + DONE clear: copy to the output with the native VLAN tag and snaplen, set DONE",
-		fReg | fVLAN | fEthAddr, nil, false, "nothing"},
+	{tEmit, "emit", "mirror ID + DONE clear: copy to the output with the native VLAN tag and snaplen, set DONE, resubmit(,count)",
+		fReg | fVLAN | fEthAddr, []uint8{tCount}, false, "nothing"},
+	{tCount, "count", "mirror ID + SEL: counts the copy just sent for the selection that selected the packet",
+		fReg, nil, false, "nothing (not reached without a count flow)"},
 }
 
 func (c *compiler) checkFlow(f *Flow) error {
