@@ -65,6 +65,9 @@ func (fakeCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Progr
 				continue
 			}
 			out = fmt.Sprintf("output:%d", b.Ports[p].OFPort)
+			if op := b.Ports[p]; op.Tag != 0 && !op.Isolated {
+				out = fmt.Sprintf("strip_vlan(access %d),output:%d", op.Tag, op.OFPort)
+			}
 		} else if m.Spec.Output.VLAN != 0 {
 			out = fmt.Sprintf("push_vlan:0x8100,set_field:%d->vlan_vid,NORMAL", m.Spec.Output.VLAN|0x1000)
 		}

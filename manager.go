@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -51,6 +52,9 @@ type Manager struct {
 	mu      sync.Mutex
 	mirrors map[string]*mirror
 	bridges map[string]*bridgeState
+	// isolated: VLAN settings of output ports before isolation, by
+	// bridge+"\x00"+port (persisted).
+	isolated map[string]isolatedPort
 	runCtx  context.Context // set by Run; dial contexts derive from it
 
 	ready     chan struct{} // closed when Run has started
@@ -112,8 +116,9 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:     cfg,
 		log:     log,
-		mirrors: map[string]*mirror{},
-		bridges: map[string]*bridgeState{},
+		mirrors:  map[string]*mirror{},
+		bridges:  map[string]*bridgeState{},
+		isolated: map[string]isolatedPort{},
 		ready:   make(chan struct{}),
 		stopped: make(chan struct{}),
 		closed:  make(chan struct{}),
@@ -122,6 +127,9 @@ func New(cfg Config) (*Manager, error) {
 		st, err := loadState(cfg.StatePath)
 		if err != nil {
 			return nil, err
+		}
+		for _, ip := range st.Isolated {
+			m.isolated[ip.Bridge+"\x00"+ip.Port] = ip
 		}
 		for _, sm := range st.Mirrors {
 			if _, dup := m.mirrors[sm.Spec.Name]; dup {
@@ -353,6 +361,14 @@ func (m *Manager) saveMirrorsLocked(mirrors map[string]*mirror) error {
 		return nil
 	}
 	st := stateFile{Version: stateVersion}
+	keys := make([]string, 0, len(m.isolated))
+	for k := range m.isolated {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		st.Isolated = append(st.Isolated, m.isolated[k])
+	}
 	for _, mi := range mirrors {
 		st.Mirrors = append(st.Mirrors, stateMirror{Spec: mi.spec, Origin: mi.origin, ID: mi.id, CreatedPort: mi.createdPort})
 	}
@@ -423,9 +439,12 @@ func (m *Manager) syncLocked(ctx context.Context, b *bridgeState, mirrors []*mir
 		if out == "" || mi.createdPort != "" || !needsIsolation(facts.Ports[out]) {
 			continue
 		}
-		if err := m.cfg.OVSDB.IsolatePort(ctx, b.name, out); err != nil {
+		if err := m.isolateLocked(ctx, b.name, facts.Ports[out]); err != nil {
 			log.WithError(err).WithField("port", out).Warn("isolating output port failed")
 			continue
+		}
+		if err := m.saveLocked(); err != nil {
+			log.WithError(err).Warn("saving state failed")
 		}
 		log.WithField("port", out).Info("output port isolated from NORMAL")
 		if f, err := m.cfg.OVSDB.Bridge(ctx, b.name); err == nil {
@@ -480,11 +499,51 @@ func (m *Manager) compileLocked(b *bridgeState, gen uint8, mirrors []*mirror) (P
 	for i, mi := range mirrors {
 		in[i] = CompileMirror{ID: mi.id, Spec: mi.spec}
 	}
-	prog, err := m.cfg.Compiler.Compile(gen, in, b.facts)
+	prog, err := m.cfg.Compiler.Compile(gen, in, m.compileFacts(b))
 	if err != nil {
 		return Program{}, fmt.Errorf("bridge %s: compile: %w", b.name, err)
 	}
 	return prog, nil
+}
+
+// compileFacts is b.facts as the compiler must see it: isolated output
+// ports that had VLAN settings before isolation show those settings (and
+// not Isolated), so copies are tagged as the native Mirror would tag them.
+func (m *Manager) compileFacts(b *bridgeState) Bridge {
+	facts := b.facts
+	var ports map[string]Port
+	for name, p := range facts.Ports {
+		ip, ok := m.isolated[b.name+"\x00"+name]
+		if !ok || !p.Isolated {
+			continue
+		}
+		if ports == nil {
+			ports = maps.Clone(facts.Ports)
+		}
+		p.Tag, p.Trunks, p.VLANMode, p.Isolated = ip.Tag, ip.Trunks, ip.VLANMode, false
+		ports[name] = p
+	}
+	if ports != nil {
+		facts.Ports = ports
+	}
+	return facts
+}
+
+// isolateLocked isolates an existing output port from NORMAL, recording its
+// VLAN settings first when it has any.
+func (m *Manager) isolateLocked(ctx context.Context, bridge string, p Port) error {
+	key := bridge + "\x00" + p.Name
+	_, had := m.isolated[key]
+	if !had && (p.Tag != 0 || len(p.Trunks) > 0 || p.VLANMode != "") {
+		m.isolated[key] = isolatedPort{Bridge: bridge, Port: p.Name, Tag: p.Tag, Trunks: slices.Clone(p.Trunks), VLANMode: p.VLANMode}
+	}
+	if err := m.cfg.OVSDB.IsolatePort(ctx, bridge, p.Name); err != nil {
+		if !had {
+			delete(m.isolated, key)
+		}
+		return err
+	}
+	return nil
 }
 
 // applyLocked compiles mirrors and applies them to sw in one bundle: a

@@ -3,6 +3,8 @@ package flowspan
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -452,4 +454,56 @@ func TestLabTapSession(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLabAccessOutputLikeNative: an access-tagged output port gets no
+// ordinary traffic of its VLAN while mirrored, and copies carry the same
+// VLAN tags as the native Mirror's (the oracle, run first on the same
+// traffic).
+func TestLabAccessOutputLikeNative(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	v1 := e.l.AddHost(t, "br0", "v1", lab.HostConfig{MAC: "02:00:00:00:00:21", IPv4: "10.0.20.1/24", Tag: 20})
+	v2 := e.l.AddHost(t, "br0", "v2", lab.HostConfig{MAC: "02:00:00:00:00:22", IPv4: "10.0.20.2/24", Tag: 20})
+	e.l.AddInternalPort(t, "br0", "mon20", 20)
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	v1.Ping(t, v2.IPv4(), 1)
+	// A destination no port has: NORMAL floods it in VLAN 20, but never to
+	// a mirror output.
+	ghost := netip.MustParseAddr("10.0.20.99")
+	v1.Neighbor(t, ghost, net.HardwareAddr{2, 0, 0, 0, 0, 0x99})
+	// run sends the traffic and returns, per UDP destination port, the
+	// VLAN tags of what mon20 received.
+	run := func() map[uint16][]string {
+		c := e.l.Capture(t, "mon20")
+		e.h1.SendUDP(t, e.h2.IPv4(), 4001, 5101, 64, 3) // selected (ingress h1), VLAN 0
+		v1.SendUDP(t, ghost, 4002, 5102, 64, 3)         // not selected, flooded in VLAN 20
+		out := map[uint16][]string{}
+		for _, p := range c.Stop(t) {
+			if p.DstPort == 5101 || p.DstPort == 5102 {
+				out[p.DstPort] = append(out[p.DstPort], fmt.Sprint(p.VLANs))
+			}
+		}
+		return out
+	}
+	e.l.AddNativeMirror(t, "br0", lab.NativeMirror{Name: "native", SelectSrc: []string{"h1"}, Output: "mon20"})
+	native := run()
+	e.l.DelNativeMirror(t, "br0", "native")
+	if len(native[5101]) != 3 || len(native[5102]) != 0 {
+		t.Fatalf("oracle: native mirror gave %v", native)
+	}
+	ctx := context.Background()
+	if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "m1", Bridge: "br0", Ingress: []string{"h1"}, Output: api.Output{Port: "mon20"}}, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	got := run()
+	if fmt.Sprint(got) != fmt.Sprint(native) {
+		t.Fatalf("flowspan %v, native %v", got, native)
+	}
+	if err := e.m.DeleteMirror(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if tag := strings.TrimSpace(e.l.MustVsctl(t, "get", "Port", "mon20", "tag")); tag != "20" {
+		t.Fatalf("mon20 tag after delete: %s", tag)
+	}
 }

@@ -811,3 +811,42 @@ func TestRunLifecycle(t *testing.T) {
 		t.Fatalf("AddMirror after Run returned: %v", err)
 	}
 }
+
+// TestAccessOutputIsolated: an access-tagged output port is isolated too,
+// but the compiler still sees its access tag (copies tagged as natively);
+// the tag is restored when the last mirror goes, also across restarts.
+func TestAccessOutputIsolated(t *testing.T) {
+	e := newEnv(t)
+	b := e.db.bridges["br0"]
+	b.Ports["acc"] = Port{Name: "acc", OFPort: 20, Tag: 20}
+	e.start()
+	s := spec1()
+	s.Output = api.Output{Port: "acc"}
+	e.add(s)
+	bs, _ := e.db.snapshot()
+	if !bs["br0"].Ports["acc"].Isolated {
+		t.Fatal("access output not isolated")
+	}
+	if !hasFlow(e.ctl.sw(1), "strip_vlan(access 20),output:20") {
+		t.Fatalf("compiler did not see the access tag: %q", e.ctl.sw(1).texts())
+	}
+	st, _ := loadState(e.state)
+	if len(st.Isolated) != 1 || st.Isolated[0].Tag != 20 {
+		t.Fatalf("state isolated = %+v", st.Isolated)
+	}
+	e.restartManager()
+	eventually(t, "same flows after restart", func() bool {
+		m, _ := e.m.Mirror(context.Background(), "m1")
+		return m.Status.State == api.StateActive && hasFlow(e.ctl.sw(1), "strip_vlan(access 20),output:20")
+	})
+	if err := e.m.DeleteMirror(context.Background(), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	bs, _ = e.db.snapshot()
+	if bs["br0"].Ports["acc"].Isolated {
+		t.Fatal("not restored")
+	}
+	if st, _ := loadState(e.state); len(st.Isolated) != 0 {
+		t.Fatalf("state isolated = %+v", st.Isolated)
+	}
+}

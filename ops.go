@@ -252,11 +252,12 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		}
 	}
 	if out := spec.Output.Port; out != "" && !createsPort(spec) && needsIsolation(facts.Ports[out]) {
-		if err := m.cfg.OVSDB.IsolatePort(ctx, spec.Bridge, out); err != nil {
+		if err := m.isolateLocked(ctx, spec.Bridge, facts.Ports[out]); err != nil {
 			rollback()
 			return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
 		}
 		undo = append(undo, func() {
+			delete(m.isolated, spec.Bridge+"\x00"+out)
 			if err := m.cfg.OVSDB.UnisolatePort(bg, spec.Bridge, out); err != nil {
 				log.WithError(err).Warn("rollback: un-isolating output port failed")
 			}
@@ -400,10 +401,11 @@ func (m *Manager) deleteLocked(ctx context.Context, name string) error {
 }
 
 // needsIsolation reports whether an existing output port must be kept from
-// NORMAL forwarding: ports without an access tag (an access-tagged output
-// is tagged like the native Mirror's and left as it is).
+// NORMAL forwarding (as the native Mirror reserves its output port). Its
+// VLAN settings are recorded first (isolateLocked) so copies are still
+// tagged as on that port.
 func needsIsolation(p Port) bool {
-	return p.Name != "" && p.Tag == 0 && !p.Isolated
+	return p.Name != "" && !p.Isolated
 }
 
 // unisolateLocked restores an existing output port of a deleted mirror when
@@ -420,6 +422,14 @@ func (m *Manager) unisolateLocked(ctx context.Context, mi *mirror) {
 	}
 	if err := m.cfg.OVSDB.UnisolatePort(ctx, mi.spec.Bridge, out); err != nil {
 		m.log.WithError(err).WithFields(logrus.Fields{"mirror": mi.spec.Name, "port": out}).Warn("restoring output port's VLAN settings failed")
+		return
+	}
+	key := mi.spec.Bridge + "\x00" + out
+	if _, ok := m.isolated[key]; ok {
+		delete(m.isolated, key)
+		if err := m.saveLocked(); err != nil {
+			m.log.WithError(err).Warn("saving state failed")
+		}
 	}
 }
 

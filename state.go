@@ -18,6 +18,19 @@ const stateVersion = 1
 type stateFile struct {
 	Version int           `json:"version"`
 	Mirrors []stateMirror `json:"mirrors"`
+	// Isolated records the VLAN settings existing output ports had before
+	// flowspan isolated them (only ports that had any), so copies are
+	// tagged as the native Mirror would on that port.
+	Isolated []isolatedPort `json:"isolated,omitempty"`
+}
+
+// isolatedPort is an output port's VLAN configuration before isolation.
+type isolatedPort struct {
+	Bridge   string   `json:"bridge"`
+	Port     string   `json:"port"`
+	Tag      uint16   `json:"tag,omitempty"`
+	Trunks   []uint16 `json:"trunks,omitempty"`
+	VLANMode string   `json:"vlan_mode,omitempty"`
 }
 
 type stateMirror struct {
