@@ -55,7 +55,7 @@ type Manager struct {
 	// isolated: VLAN settings of output ports before isolation, by
 	// bridge+"\x00"+port (persisted).
 	isolated map[string]isolatedPort
-	runCtx  context.Context // set by Run; dial contexts derive from it
+	runCtx   context.Context // set by Run; dial contexts derive from it
 
 	ready     chan struct{} // closed when Run has started
 	readyOnce sync.Once
@@ -114,14 +114,14 @@ func New(cfg Config) (*Manager, error) {
 		log = l
 	}
 	m := &Manager{
-		cfg:     cfg,
-		log:     log,
+		cfg:      cfg,
+		log:      log,
 		mirrors:  map[string]*mirror{},
 		bridges:  map[string]*bridgeState{},
 		isolated: map[string]isolatedPort{},
-		ready:   make(chan struct{}),
-		stopped: make(chan struct{}),
-		closed:  make(chan struct{}),
+		ready:    make(chan struct{}),
+		stopped:  make(chan struct{}),
+		closed:   make(chan struct{}),
 	}
 	if cfg.StatePath != "" {
 		st, err := loadState(cfg.StatePath)
