@@ -3,6 +3,8 @@ package conformance
 import (
 	"fmt"
 	"net/netip"
+	"os/exec"
+	"sort"
 	"strings"
 	"time"
 
@@ -337,6 +339,63 @@ func restartMirrored(e *Env) {
 		e.T.Logf("flowspan serve restarted between datagrams %d and %d", at, s.sent.Load())
 	}
 	s.Wait(e)
+}
+
+// vswitchdRestartMirrored adds the mirrors, restarts ovs-vswitchd and waits
+// until the switch's flow table is what it was before (learned MAC flows
+// aside: those have timeouts), brings the lab's internal ports up again
+// (vswitchd re-creates them down), lets the bridge relearn every host and
+// sends the traffic.
+func vswitchdRestartMirrored(e *Env) {
+	e.AddMirrors()
+	want, err := e.flowTable()
+	if err != nil {
+		e.T.Fatalf("%v", err)
+	}
+	e.Lab.RestartVswitchd(e.T)
+	lab.Eventually(e.T, lab.Timeout, func() error {
+		got, err := e.flowTable()
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("flow table after the restart:\n%s\nbefore:\n%s", got, want)
+		}
+		return nil
+	})
+	for _, p := range e.sc.Topo.Internal {
+		if out, err := exec.Command("ip", "netns", "exec", e.Lab.Netns(), "ip", "link", "set", "dev", p.Name, "up").CombinedOutput(); err != nil {
+			e.T.Fatalf("bring %s up after the restart: %v: %s", p.Name, err, out)
+		}
+	}
+	e.quietOffloads()
+	e.warm(true)
+	e.sc.Traffic(e)
+}
+
+// flowTable is the bridge's OpenFlow table without statistics, cookies and
+// flows that have timeouts (learned entries), sorted.
+func (e *Env) flowTable() (string, error) {
+	out, err := e.Lab.Ofctl("-O", "OpenFlow13", "--no-stats", "dump-flows", bridge)
+	if err != nil {
+		return "", err
+	}
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "OFPST_FLOW") || strings.Contains(l, "hard_timeout=") || strings.Contains(l, "idle_timeout=") {
+			continue
+		}
+		// Cookies aside too: flowspan installs a new generation on reconnect.
+		if strings.HasPrefix(l, "cookie=") {
+			if _, rest, ok := strings.Cut(l, ", "); ok {
+				l = rest
+			}
+		}
+		keep = append(keep, l)
+	}
+	sort.Strings(keep)
+	return strings.Join(keep, "\n"), nil
 }
 
 // lifeVerify: h2 received every datagram exactly once; the output got no
@@ -751,6 +810,12 @@ func scenarios() []Scenario {
 		},
 
 		// Lifecycle.
+		{
+			Name: "restart_vswitchd", About: "ovs-vswitchd restarted after the mirrors were added: the native rows are re-read from OVSDB, flowspan reinstalls its flows on reconnect; then the same traffic",
+			Topo: std(3, false, "mirror0"), Traffic: basic, Mirrored: vswitchdRestartMirrored, WantCopies: 12,
+			Native:   []lab.NativeMirror{{Name: "m", SelectSrc: []string{"h1"}, SelectDst: []string{"h1"}, Output: "mirror0"}},
+			Flowspan: [][]string{{"m", "--port", "h1", "--to", "mirror0"}},
+		},
 		{
 			Name: "restart_daemon_under_traffic", About: "flowspan serve stopped (SIGTERM) and started again on its state file during a 1500-datagram stream: flows stay, the new generation replaces them without a gap, every datagram copied once",
 			Topo: std(3, false, "mirror0"), Traffic: lifeTraffic, Mirrored: restartMirrored, WantCopies: lifeN,
