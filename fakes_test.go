@@ -474,3 +474,11 @@ func (o *fakeOVSDB) isTakenOver(b string) bool {
 	defer o.mu.Unlock()
 	return o.takenOver[b]
 }
+
+func (o *fakeOVSDB) delBridge(name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.bridges, name)
+	delete(o.takenOver, name)
+	o.notifyLocked(name)
+}

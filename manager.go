@@ -400,7 +400,14 @@ func (m *Manager) syncLocked(ctx context.Context, b *bridgeState, mirrors []*mir
 	}
 	facts, err := m.cfg.OVSDB.Bridge(ctx, b.name)
 	if errors.Is(err, ErrNoBridge) {
-		b.synced = false
+		// The bridge is gone (with its controllers): when it comes back it
+		// is taken over afresh.
+		b.synced, b.sw, b.installed, b.dpid = false, nil, nil, 0
+		if b.dialCancel != nil {
+			b.dialCancel()
+			b.dialCancel = nil
+		}
+		b.takenOver = false
 		setAll(api.Status{State: api.StatePending, Detail: fmt.Sprintf("bridge %s missing", b.name)})
 		if len(mirrors) == 0 {
 			m.forgetBridgeLocked(b)

@@ -850,3 +850,32 @@ func TestAccessOutputIsolated(t *testing.T) {
 		t.Fatalf("state isolated = %+v", st.Isolated)
 	}
 }
+
+// TestBridgeRecreated: a bridge deleted and re-created is taken over again
+// and its mirrors reinstalled.
+func TestBridgeRecreated(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.add(spec1())
+	e.db.delBridge("br0")
+	waitStatusFake(t, e.m, "m1", "pending: bridge br0 missing")
+	e.ctl.setConnected(1, false)
+	e.ctl.restart(1) // the new bridge's switch, empty
+	e.ctl.setConnected(1, false)
+	e.db.addBridge("br0", 1, "p1", "p2", "p3", "mon")
+	e.db.mu.Lock()
+	e.db.notifyLocked("br0")
+	e.db.mu.Unlock()
+	eventually(t, "re-taken over and reinstalled", func() bool {
+		m, _ := e.m.Mirror(context.Background(), "m1")
+		return e.db.isTakenOver("br0") && m.Status.State == api.StateActive && hasFlow(e.ctl.sw(1), "in_port=1")
+	})
+}
+
+func waitStatusFake(t *testing.T, m *Manager, name, want string) {
+	t.Helper()
+	eventually(t, name+" "+want, func() bool {
+		mi, err := m.Mirror(context.Background(), name)
+		return err == nil && mi.Status.String() == want
+	})
+}
