@@ -26,8 +26,17 @@
 // output {port, create, vlan, tunnel {type, remote, key, erspan_ver,
 // erspan_idx, erspan_dir, erspan_hwid}}. Unknown JSON fields are rejected.
 // A Mirror is {spec, origin (api|config|tap), status {state, detail,
-// missing_ports}} with state active, pending (detail "port vnet2 missing") or
-// error.
+// missing_ports}} with state active, pending (detail "port vnet2 missing",
+// "switch br0 not connected", "bridge br0 missing") or error. For a tunnel
+// output without a port name the daemon picks one (spec.output.port of the
+// reply).
+//
+// MirrorStats is {name, bridge, packets, bytes, selections: [{port,
+// direction, packets, bytes}]}: packets and bytes count the copies the
+// mirror sent to its output; each selection counts the packets it selected
+// (before filters), direction ingress or egress of port, or flood / all
+// (port "") for flooded packets reaching the mirror's egress ports and for
+// all / VLAN-only / filter-only mirrors.
 //
 // # Errors
 //
