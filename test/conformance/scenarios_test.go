@@ -596,8 +596,6 @@ func scenarios() []Scenario {
 		},
 		{
 			Name: "vlan_output_access_port", About: "select_all, output an access port (tag 10): copies of every VLAN arrive untagged",
-			KnownDiff: "mon receives a's VLAN-10 broadcast twice (the copy and NORMAL's flood): flowspan does not isolate " +
-				"an existing output port that has an access tag (needsIsolation requires Tag == 0)",
 			Topo: withMon(vlanTopo(), lab.HostConfig{Tag: 10}), Traffic: vlanTraffic, WantCopies: 18,
 			Native:   []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mon"}},
 			Flowspan: [][]string{{"m", "--all", "--to", "mon"}},
