@@ -768,6 +768,15 @@ func scenarios() []Scenario {
 			Flowspan: [][]string{{"m", "--all", "--match", "ipv6,ipv6_src=fd01::/16", "--to", "mirror0"}},
 		},
 		{
+			Name: "filter_ipv6_dst_prefix", About: "--match ipv6,ipv6_dst=fd00::/64 (both IPv6 packets; no IPv4)",
+			Topo: std(3, false, "mirror0"), Traffic: filterTraffic, WantCopies: 2,
+			Post: func(p lab.Packet) bool {
+				return p.EtherType == lab.EtherTypeIPv6 && netip.MustParsePrefix("fd00::/64").Contains(p.IPDst)
+			},
+			Native:   []lab.NativeMirror{selAll},
+			Flowspan: [][]string{{"m", "--all", "--match", "ipv6,ipv6_dst=fd00::/64", "--to", "mirror0"}},
+		},
+		{
 			Name: "filter_arp", About: "--match arp",
 			Topo: std(3, false, "mirror0"), Traffic: filterTraffic, Post: isARP, WantCopies: 2,
 			Native:   []lab.NativeMirror{selAll},
