@@ -10,7 +10,7 @@
 //	ch := flows.Diff(installed, res.Flows)                   // minimal adds/modifies/deletes
 //	mods, err := ch.FlowMods()                               // libOpenflow flow mods, bundle order
 //	text, _ := res.Flows[0].MarshalText()                    // ovs-ofctl dump-flows --no-stats syntax
-//	counters := flows.Aggregate(res.Generation, flowStats)   // per mirror / selection / filter
+//	counters := flows.Aggregate(res.Generation, flowStats)   // per mirror / selection / filter (see Counters)
 //
 // When taking over a bridge that has been forwarding, seed the shadow MAC
 // table from `ovs-appctl fdb/show` (ParseFDBShow, MACFlows); otherwise
@@ -24,10 +24,11 @@
 //
 // # The pipeline
 //
-// Nine consecutive tables from Config.TableBase (declared as data in
+// Ten consecutive tables from Config.TableBase (declared as data in
 // Pipeline; every flow is checked against the declaration). Registers are
 // described in fields.go: a meta register (packet VLAN, DONE bit, mirror ID)
-// and an egress register (where NORMAL will send the packet).
+// and an egress register (where NORMAL will send the packet; SEL, the
+// index of the selection that selected the packet).
 //
 //	packet ──▶ 0 classify ── in_port is an output ─▶ drop
 //	             │ valid VLAN for the port: meta.vlan := tag or VID
@@ -47,17 +48,21 @@
 //	           5 select     M + in_port (ingress) | M + egress port, unless it
 //	                        is the in_port (egress) | M + flood + VLAN where an
 //	                        egress port other than in_port is in the VLAN |
-//	                        M (all) ─▶ 6 vlan ─▶ 7 filter ─▶ 8 emit
+//	                        M (all): SEL := selection index
+//	                        ─▶ 6 vlan ─▶ 7 filter ─▶ 8 emit
 //	           8 emit       M, DONE set ─▶ nothing (the output has its copy)
 //	                        M, DONE clear ─▶ DONE := 1, copy tagged as the
-//	                        native mirror tags it on O, truncated to snaplen
+//	                        native mirror tags it on O, truncated to snaplen,
+//	                        resubmit(,9 count)
+//	           9 count      M + SEL ─▶ nothing (its counters are the copies
+//	                        of that selection)
 //
 // One lookup per stage picks one flow, so a mirror's selections and filters
 // are OR-ed without cross products (filters and selections are separate
 // stages), and the DONE bit gives exactly one copy per output however many
-// selections and mirrors select a packet. A packet costs at most four
-// resubmits per mirror (1,024 for 256 mirrors; OVS allows 4,096) and a
-// nesting depth of six.
+// selections and mirrors select a packet. A packet costs at most five
+// resubmits per mirror (1,280 for 256 mirrors; OVS allows 4,096) and a
+// nesting depth of seven.
 //
 // Egress is what NORMAL sends: the learned port for known unicast, and for
 // floods every port in the packet's VLAN except the input port and mirror
@@ -72,6 +77,34 @@
 // Cookies (cookie.go) carry generation, kind, mirror ID and selection or
 // filter index, so one mirror's flows can be counted, diffed and deleted
 // alone.
+//
+// # Counters
+//
+// Aggregate turns flow statistics into MirrorCounters, per mirror:
+//
+//	Mirrored     copies sent to the output (KindEmit flows)
+//	Selections   the same copies, per selection (KindCount flows): each
+//	             copy is counted once, for the selection whose select flow
+//	             picked the packet; they sum exactly to Mirrored
+//	SelectedBy   per selection, packets picked before the VLAN list,
+//	             filters and de-duplication (select flows' own counters)
+//	Selected     packets that passed VLANs and filters, copied or not
+//	Filters      per filter, the packets it was the first to match
+//
+// A mirror evaluates a packet with one lookup in the select table, so a
+// packet that several of its selections select (a1 -> a2 with ports a1 and
+// a2: ingress a1 and egress a2) is attributed to one: ingress before egress
+// before flood before all (priorities 400, 200, 135..120, 100). The flood
+// selection counts flooded packets (broadcast, multicast, unknown unicast)
+// copied because some of the mirror's egress ports are in the packet's
+// VLAN; the all selection counts everything selected by All, by VLANs
+// alone or by filters alone. A copy suppressed because another mirror
+// with the same output already sent this packet's copy (the DONE bit) is
+// not mirrored by this mirror and counted in no selection (only in
+// Selected); a filtered-out packet is counted only in SelectedBy. For RSPAN
+// outputs, packets already in the output VLAN or with reserved
+// destinations are not copied (KindEmitNone) and not mirrored. The cost
+// is one count flow per selection and, per copy sent, one resubmit.
 //
 // # Filters
 //

@@ -192,7 +192,13 @@ func script() []step {
 // source, so every run sees the same forwarding decisions.
 func (b *bench) run(t *testing.T, flowspan bool) {
 	t.Helper()
-	for i, s := range script() {
+	b.runSteps(t, script(), flowspan)
+}
+
+// runSteps sends steps in order, waiting for learning like run.
+func (b *bench) runSteps(t *testing.T, steps []step, flowspan bool) {
+	t.Helper()
+	for i, s := range steps {
 		b.hosts[s.from].SendRaw(t, s.frame(b))
 		if s.learn == nil {
 			continue

@@ -188,6 +188,26 @@ func compare(t *testing.T, tc compareCase) {
 			return nil
 		})
 	}
+	// Per-selection counters count the same copies: for every mirror
+	// (RSPAN included) they sum to its Mirrored counter.
+	lab.Eventually(t, 10*time.Second, func() error {
+		agg := flows.Aggregate(res.Generation, flowCounts(t, b.l))
+		for _, m := range tc.mirrors {
+			st := res.Status[m.Name]
+			mc := agg[st.ID]
+			if mc == nil {
+				return fmt.Errorf("%s: no counters", m.Name)
+			}
+			var sum uint64
+			for _, s := range st.Selections {
+				sum += mc.Selections[s.Index].Packets
+			}
+			if sum != mc.Mirrored.Packets || len(mc.Selections) > len(st.Selections) {
+				return fmt.Errorf("%s: selections %v sum to %d packets, Mirrored is %d", m.Name, mc.Selections, sum, mc.Mirrored.Packets)
+			}
+		}
+		return nil
+	})
 	total, has := 0, 0
 	for _, p := range ports {
 		want := native[p]
