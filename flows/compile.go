@@ -386,9 +386,16 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 		p.ingress = resolve(m.Ports, m.Ingress)
 		p.egress = resolve(m.Ports, m.Egress)
 		p.selectsA = m.All || m.namesNoPorts()
-		if n := len(p.ingress) + len(p.egress); n > maxSelections-2 {
+		n := len(p.ingress) + len(p.egress) // + flood and all, as emitMirror adds them
+		if len(p.egress) > 0 {
+			n++
+		}
+		if p.selectsA {
+			n++
+		}
+		if n > maxSelections {
 			p.status.Active = false
-			p.status.Err = fmt.Errorf("%d selected ports and directions: %w: at most %d selections per mirror", n, ErrUnsupported, maxSelections)
+			p.status.Err = fmt.Errorf("%d selections: %w: a mirror has at most %d (one per selected port and direction, flood, all)", n, ErrUnsupported, maxSelections)
 		}
 	}
 	return plans, nil

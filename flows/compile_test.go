@@ -3,6 +3,7 @@ package flows
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -430,5 +431,40 @@ func TestCountFlowsAttribution(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSelectionLimit: selection indexes must fit SEL (16 bits); a mirror
+// with more selections is left out with ErrUnsupported, not miscounted.
+func TestSelectionLimit(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("compiles a 32,768-port bridge (skipped with -short and -race)")
+	}
+	facts := BridgeFacts{Ports: map[string]PortFacts{
+		"out":  {OFPort: 40000, Tag: 4095, Isolated: true},
+		"out2": {OFPort: 40001, Tag: 4095, Isolated: true},
+	}}
+	var ports []string
+	for i := 1; i <= 32768; i++ {
+		name := fmt.Sprintf("p%d", i)
+		facts.Ports[name] = PortFacts{OFPort: uint32(i)}
+		ports = append(ports, name)
+	}
+	// 65,535 port selections + flood = 65,536: the last index is 0xffff.
+	ok := Mirror{Name: "ok", Ports: ports[1:], Ingress: ports[:1], Output: Output{Port: "out"}}
+	// 65,536 + flood: one too many.
+	big := Mirror{Name: "big", Ports: ports, Output: Output{Port: "out2"}}
+	r := mustCompile(t, Config{}, []Mirror{ok, big}, facts)
+	if st := r.Status["ok"]; !st.Active || len(st.Selections) != 65536 || st.Selections[65535].Index != 0xffff {
+		t.Errorf("ok: active %v, %d selections, err %v", st.Active, len(st.Selections), st.Err)
+	}
+	st := r.Status["big"]
+	if st.Active || !errors.Is(st.Err, ErrUnsupported) || !strings.Contains(st.Err.Error(), "65537 selections") {
+		t.Fatalf("big: active %v, err %v", st.Active, st.Err)
+	}
+	for _, f := range r.Flows {
+		if Cookie(f.Cookie).Mirror() == st.ID {
+			t.Fatalf("inactive mirror has flow %s", f)
+		}
 	}
 }
