@@ -155,6 +155,17 @@ func TestSelectionKinds(t *testing.T) {
 			}
 			// Every packet on m0 is a copy: the counters must equal the capture.
 			st := e.waitStats(t, "sel", st0.Packets, pkts)
+			// Per-selection counters count copies too: they add up.
+			var sum, sum0 uint64
+			for _, x := range st.Selections {
+				sum += x.Packets
+			}
+			for _, x := range st0.Selections {
+				sum0 += x.Packets
+			}
+			if sum-sum0 != uint64(len(pkts)) {
+				t.Errorf("per-selection counters grew by %d, want %d (the copies captured): %+v -> %+v", sum-sum0, len(pkts), st0.Selections, st.Selections)
+			}
 			if tt.check != nil {
 				tt.check(t, pkts, st, st0)
 			}
