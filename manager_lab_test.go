@@ -100,6 +100,15 @@ func (e *labEnv) start(t *testing.T) (stop func()) {
 // statsRE matches the counters dump-flows prints.
 var statsRE = regexp.MustCompile(`(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?`)
 
+// settle drops the datapath's cached flows so that the next packets see the
+// current OpenFlow tables and mirrors (as the e2e and conformance suites do).
+func (e *labEnv) settle(t *testing.T) {
+	t.Helper()
+	if out, err := e.l.Appctl("revalidator/purge"); err != nil {
+		t.Fatalf("ovs-appctl revalidator/purge: %v: %s", err, out)
+	}
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -136,6 +145,7 @@ func (e *labEnv) tryFlowspanFlows() ([]string, error) {
 // port saw.
 func (e *labEnv) udpCopies(t *testing.T, port string, dstPort uint16, n int) int {
 	t.Helper()
+	e.settle(t)
 	c := e.l.Capture(t, port)
 	e.h1.SendUDP(t, e.h2.IPv4(), 40000, dstPort, 64, n)
 	return len(lab.Filter(c.Stop(t), lab.UDPTo(dstPort)))
@@ -475,6 +485,7 @@ func TestLabAccessOutputLikeNative(t *testing.T) {
 	// run sends the traffic and returns, per UDP destination port, the
 	// VLAN tags of what mon20 received.
 	run := func() map[uint16][]string {
+		e.settle(t)
 		c := e.l.Capture(t, "mon20")
 		e.h1.SendUDP(t, e.h2.IPv4(), 4001, 5101, 64, 3) // selected (ingress h1), VLAN 0
 		v1.SendUDP(t, ghost, 4002, 5102, 64, 3)         // not selected, flooded in VLAN 20
