@@ -170,7 +170,7 @@ func TestSelectionCountersCountCopies(t *testing.T) {
 			}
 		}
 		if len(errs) > 0 {
-			return fmt.Errorf("%s", strings.Join(errs, "; "))
+			return fmt.Errorf("%s (mirror0 statistics: %s)", strings.Join(errs, "; "), ifaceStats(b.l, "mirror0"))
 		}
 		// The pre-filter counters are still there: web's ingress a2 picked
 		// the two packets to port 2002 and mirrored none.

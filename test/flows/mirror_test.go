@@ -183,7 +183,7 @@ func compare(t *testing.T, tc compareCase) {
 				}
 			}
 			if n != uint64(len(got[out])) {
-				return fmt.Errorf("%s: flow stats count %d mirrored packets, the capture has %d", out, n, len(got[out]))
+				return fmt.Errorf("%s: flow stats count %d mirrored packets, the capture has %d (interface statistics: %s)", out, n, len(got[out]), ifaceStats(b.l, out))
 			}
 			return nil
 		})
@@ -250,4 +250,14 @@ func flowCounts(t *testing.T, l *lab.Lab) []flows.FlowCount {
 		fc = append(fc, flows.FlowCount{Cookie: c, Packets: p, Bytes: by})
 	}
 	return fc
+}
+
+// ifaceStats is an interface's OVS statistics (tx_dropped says whether a
+// copy the flows sent was lost on the way to the capture).
+func ifaceStats(l *lab.Lab, iface string) string {
+	out, err := l.Vsctl("get", "Interface", iface, "statistics")
+	if err != nil {
+		return err.Error()
+	}
+	return strings.TrimSpace(out)
 }
