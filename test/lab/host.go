@@ -277,7 +277,7 @@ func doInNetns(netns string, fn func() error) error {
 	return <-errc
 }
 
-var pingReceived = regexp.MustCompile(`(\d+) (packets )?received`)
+var pingReceived = regexp.MustCompile(`(\d+) received`)
 
 // Ping sends count echo requests 10 ms apart and returns how many replies
 // came back.
@@ -291,8 +291,11 @@ func (h *Host) Ping(t T, dst netip.Addr, count int) int {
 }
 
 func (h *Host) ping(dst netip.Addr, count int, interval time.Duration) (int, error) {
-	args := []string{"-n", "-q", "-c", strconv.Itoa(count), "-i", fmt.Sprintf("%.3f", interval.Seconds()), "-W", "1",
-		"-w", strconv.Itoa(int((time.Duration(count) * interval).Seconds()) + 3)}
+	// No -w deadline: with one, ping keeps sending probes past count
+	// until count replies came back, so a slow first reply (an upcall on a
+	// loaded machine) turns "-c 1" into several probes and replies. -W
+	// bounds the wait for the replies to the count probes sent.
+	args := []string{"-n", "-q", "-c", strconv.Itoa(count), "-i", fmt.Sprintf("%.3f", interval.Seconds()), "-W", "2"}
 	if dst.Is6() {
 		args = append(args, "-6")
 	}
@@ -302,7 +305,11 @@ func (h *Host) ping(dst netip.Addr, count int, interval time.Duration) (int, err
 	if m == nil {
 		return 0, fmt.Errorf("ping %s from %s: %v: %s", dst, h.name, err, out)
 	}
-	return strconv.Atoi(m[1])
+	n, err := strconv.Atoi(m[1])
+	if err == nil && n > count {
+		err = fmt.Errorf("ping %s from %s: %d replies to %d probes: %s", dst, h.name, n, count, out)
+	}
+	return n, err
 }
 
 // Neighbor adds a permanent ARP/NDP entry so that traffic to ip needs no

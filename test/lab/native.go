@@ -70,10 +70,24 @@ func (l *Lab) AddNativeMirror(t T, bridge string, m NativeMirror) {
 	args = append(args, cols...)
 	args = append(args, "--", "add", "Bridge", bridge, "mirrors", "@m")
 	l.MustVsctl(t, args...)
+	l.purgeDatapathFlows(t)
+}
+
+// purgeDatapathFlows drops the datapath's cached flows. OVS 3.1 does not
+// revalidate cached datapath flows when a Mirror row changes: traffic that
+// is already flowing goes on unmirrored (or mirrored) until the flows
+// expire. Purging makes the new Mirror row apply at once, as a user of the
+// native table would expect.
+func (l *Lab) purgeDatapathFlows(t T) {
+	t.Helper()
+	if _, err := l.Appctl("revalidator/purge"); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
 }
 
 // DelNativeMirror removes a Mirror row by name.
 func (l *Lab) DelNativeMirror(t T, bridge, name string) {
 	t.Helper()
 	l.MustVsctl(t, "--", "--id=@m", "get", "Mirror", name, "--", "remove", "Bridge", bridge, "mirrors", "@m")
+	l.purgeDatapathFlows(t)
 }
