@@ -24,15 +24,33 @@ func NewOVSDB(cl *ovsdb.Client, mode ovsdb.Mode) OVSDB {
 	if mode == nil {
 		mode = ovsdb.ServiceMode{}
 	}
-	return &ovsdbAdapter{cl: cl, mode: mode}
+	a := &ovsdbAdapter{cl: cl, mode: mode}
+	if rundir := runDirOfEndpoint(cl.Endpoint()); rundir != "" {
+		a.macs = AppctlMACTable{RunDir: rundir}
+	}
+	return a
 }
 
 type ovsdbAdapter struct {
 	cl   *ovsdb.Client
 	mode ovsdb.Mode
+	macs MACTableReader // nil for a remote OVS
 }
 
-var _ OVSDB = (*ovsdbAdapter)(nil)
+// FDBShow implements MACTableReader: through ovs-vswitchd's control socket
+// in the run directory of a unix: endpoint; a remote OVS (tcp:, ssl:) has
+// none (ErrNoMACTable).
+func (a *ovsdbAdapter) FDBShow(ctx context.Context, bridge string) (string, error) {
+	if a.macs == nil {
+		return "", fmt.Errorf("bridge %s: %w", bridge, errNoRunDir)
+	}
+	return a.macs.FDBShow(ctx, bridge)
+}
+
+var (
+	_ OVSDB          = (*ovsdbAdapter)(nil)
+	_ MACTableReader = (*ovsdbAdapter)(nil)
+)
 
 func (a *ovsdbAdapter) Bridge(ctx context.Context, name string) (Bridge, error) {
 	b, err := a.cl.Bridge(ctx, name)
@@ -314,12 +332,7 @@ func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Pr
 		in[i] = toFlowsMirror(m.Spec, m.ID)
 		names[uint16(m.ID)] = m.Spec.Name
 	}
-	facts := flows.BridgeFacts{Ports: make(map[string]flows.PortFacts, len(b.Ports)), MACAgingTime: b.MACAgingTime}
-	for n, p := range b.Ports {
-		facts.Ports[n] = flows.PortFacts{Name: p.Name, OFPort: p.OFPort, Tag: p.Tag, Trunks: p.Trunks,
-			VLANMode: p.VLANMode, Type: p.Type, Isolated: p.Isolated}
-	}
-	res, err := flows.Compile(cfg, in, facts)
+	res, err := flows.Compile(cfg, in, flowsFacts(b))
 	if err != nil {
 		return Program{}, err
 	}
@@ -372,4 +385,39 @@ func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Pr
 		return out
 	}
 	return prog, nil
+}
+
+var _ MACSeeder = flowsCompiler{}
+
+// MACFlows implements MACSeeder with flows.ParseFDBShow and flows.MACFlows.
+func (c flowsCompiler) MACFlows(mirrors []CompileMirror, b Bridge, fdbShow string) ([]FlowEntry, error) {
+	entries, err := flows.ParseFDBShow(fdbShow)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", b.Name, err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	in := make([]flows.Mirror, len(mirrors))
+	for i, m := range mirrors {
+		in[i] = toFlowsMirror(m.Spec, m.ID)
+	}
+	fl, err := flows.MACFlows(c.cfg, in, flowsFacts(b), entries)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: seeding MAC table: %w", b.Name, err)
+	}
+	out := make([]FlowEntry, len(fl))
+	for i, f := range fl {
+		out[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Flow: compiledFlow{f}}
+	}
+	return out, nil
+}
+
+func flowsFacts(b Bridge) flows.BridgeFacts {
+	facts := flows.BridgeFacts{Ports: make(map[string]flows.PortFacts, len(b.Ports)), MACAgingTime: b.MACAgingTime}
+	for n, p := range b.Ports {
+		facts.Ports[n] = flows.PortFacts{Name: p.Name, OFPort: p.OFPort, Tag: p.Tag, Trunks: p.Trunks,
+			VLANMode: p.VLANMode, Type: p.Type, Isolated: p.Isolated}
+	}
+	return facts
 }

@@ -303,3 +303,28 @@ func diff(installed, desired []FlowEntry) Changes {
 	}
 	return ch
 }
+
+// ErrNoMACTable is wrapped by MACTableReader errors when the bridge's MAC
+// learning table cannot be read at all from here (a remote OVS: no
+// ovs-appctl control socket).
+var ErrNoMACTable = errors.New("MAC learning table not readable")
+
+// MACTableReader reads the MAC learning table of a bridge's NORMAL action.
+// NewOVSDB's adapter implements it for a local unix: endpoint
+// (AppctlMACTable); tests use fakes.
+type MACTableReader interface {
+	// FDBShow returns the output of `ovs-appctl fdb/show bridge`.
+	FDBShow(ctx context.Context, bridge string) (string, error)
+}
+
+// MACSeeder is implemented by compilers whose pipeline keeps a shadow MAC
+// table (NewFlowsCompiler). After a full sync the Manager seeds it from the
+// bridge's own MAC table so that egress to hosts NORMAL already knows is
+// not predicted as a flood until they send again.
+type MACSeeder interface {
+	// MACFlows returns the flows seeding the shadow MAC table from fdbShow
+	// (ovs-appctl fdb/show output) for mirrors on b. They are learned-flow
+	// entries (generation 0, expiring like the bridge's entries): the
+	// Manager installs them once and does not track them.
+	MACFlows(mirrors []CompileMirror, b Bridge, fdbShow string) ([]FlowEntry, error)
+}

@@ -18,6 +18,12 @@
 //   - A switch connection gets a full sync: the flows are installed under a
 //     new cookie generation and every other flowspan generation is deleted by
 //     cookie mask, in the same bundle, so there is no forwarding gap.
+//   - Every full sync also seeds the compiler's shadow MAC table from the
+//     bridge's own (ovs-appctl fdb/show through ovs-vswitchd's control
+//     socket in the run directory of a unix: OVSDB endpoint; Config.MACTable,
+//     MACSeeder), in the same bundle after the pipeline, so egress to hosts
+//     NORMAL already knows is not predicted as a flood. A remote OVS has no
+//     control socket: egress prediction then starts cold (logged once).
 //   - A mirror whose port is missing stays defined with status
 //     "pending: port X missing" and resumes when the port appears.
 //

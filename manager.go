@@ -40,6 +40,12 @@ type Config struct {
 	// RetryInterval is how often bridges whose reconcile failed are retried.
 	// Default 2 s.
 	RetryInterval time.Duration
+	// MACTable reads a bridge's MAC learning table to seed the compiler's
+	// shadow MAC table on every full sync (take-over, reconnect), when the
+	// Compiler is a MACSeeder. nil: OVSDB's own when it implements
+	// MACTableReader (NewOVSDB's does, through ovs-appctl, for a unix:
+	// endpoint). Without one egress prediction starts cold.
+	MACTable MACTableReader
 }
 
 // Manager owns the desired mirrors of every bridge and reconciles switches
@@ -56,6 +62,8 @@ type Manager struct {
 	// bridge+"\x00"+port (persisted).
 	isolated map[string]isolatedPort
 	runCtx   context.Context // set by Run; dial contexts derive from it
+	// coldLogged: bridges for which "MAC table not readable" was logged.
+	coldLogged map[string]bool
 
 	ready     chan struct{} // closed when Run has started
 	readyOnce sync.Once
@@ -107,6 +115,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 2 * time.Second
 	}
+	if cfg.MACTable == nil {
+		cfg.MACTable, _ = cfg.OVSDB.(MACTableReader)
+	}
 	log := cfg.Logger
 	if log == nil {
 		l := logrus.New()
@@ -114,14 +125,15 @@ func New(cfg Config) (*Manager, error) {
 		log = l
 	}
 	m := &Manager{
-		cfg:      cfg,
-		log:      log,
-		mirrors:  map[string]*mirror{},
-		bridges:  map[string]*bridgeState{},
-		isolated: map[string]isolatedPort{},
-		ready:    make(chan struct{}),
-		stopped:  make(chan struct{}),
-		closed:   make(chan struct{}),
+		cfg:        cfg,
+		log:        log,
+		mirrors:    map[string]*mirror{},
+		bridges:    map[string]*bridgeState{},
+		isolated:   map[string]isolatedPort{},
+		coldLogged: map[string]bool{},
+		ready:      make(chan struct{}),
+		stopped:    make(chan struct{}),
+		closed:     make(chan struct{}),
 	}
 	if cfg.StatePath != "" {
 		st, err := loadState(cfg.StatePath)
@@ -586,8 +598,10 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	// generation, all in one bundle (no gap: new flows replace old ones with
 	// the same match in place).
 	cl := m.cfg.Compiler.Cookies()
+	fdb := m.readMACTable(ctx, b.name) // in parallel with the flow stats and the compile
 	stats, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
 	if err != nil {
+		<-fdb
 		return Program{}, fmt.Errorf("bridge %s: reading installed flows: %w", b.name, err)
 	}
 	present := map[uint8]bool{}
@@ -597,9 +611,14 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	gen := nextGeneration(b.gen, present, uint8(cl.GenMask))
 	prog, err := m.compileLocked(b, gen, mirrors)
 	if err != nil {
+		<-fdb
 		return prog, err
 	}
 	ch := Changes{Add: prog.Flows}
+	if seed := m.macFlowsLocked(b, mirrors, <-fdb); len(seed) > 0 {
+		// After the pipeline in the same bundle; not tracked (learned flows).
+		ch.Add = append(slices.Clip(prog.Flows), seed...)
+	}
 	var old []uint8
 	for g := range present {
 		if g != gen && g != 0 {
@@ -794,4 +813,61 @@ func outputPortName(bridge, mirror string) string {
 	h := fnv.New32a()
 	h.Write([]byte(bridge + "\x00" + mirror))
 	return fmt.Sprintf("fs%08x", h.Sum32())
+}
+
+// fdbResult is the outcome of reading a bridge's MAC learning table.
+type fdbResult struct {
+	text string
+	err  error
+}
+
+// readMACTable starts reading bridge's MAC learning table (for seeding the
+// shadow MAC table) and returns the channel that delivers the result
+// exactly once; a nil text when seeding does not apply.
+func (m *Manager) readMACTable(ctx context.Context, bridge string) <-chan fdbResult {
+	out := make(chan fdbResult, 1)
+	if _, ok := m.cfg.Compiler.(MACSeeder); !ok || m.cfg.MACTable == nil {
+		out <- fdbResult{}
+		return out
+	}
+	go func() {
+		text, err := m.cfg.MACTable.FDBShow(ctx, bridge)
+		out <- fdbResult{text, err}
+	}()
+	return out
+}
+
+// macFlowsLocked turns a MAC table read by readMACTable into seed flows;
+// failures only cost egress prediction accuracy and are logged.
+func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult) []FlowEntry {
+	seeder, ok := m.cfg.Compiler.(MACSeeder)
+	if !ok {
+		return nil
+	}
+	log := m.log.WithField("bridge", b.name)
+	if r.err != nil {
+		if errors.Is(r.err, ErrNoMACTable) {
+			if !m.coldLogged[b.name] {
+				m.coldLogged[b.name] = true
+				log.WithError(r.err).Info("bridge MAC table not readable: egress prediction starts cold (hosts count as unknown until they send)")
+			}
+			return nil
+		}
+		log.WithError(r.err).Warn("reading the bridge MAC table failed: egress prediction starts cold")
+		return nil
+	}
+	if r.text == "" {
+		return nil
+	}
+	in := make([]CompileMirror, len(mirrors))
+	for i, mi := range mirrors {
+		in[i] = CompileMirror{ID: mi.id, Spec: mi.spec}
+	}
+	seed, err := seeder.MACFlows(in, m.compileFacts(b), r.text)
+	if err != nil {
+		log.WithError(err).Warn("seeding the shadow MAC table failed: egress prediction starts cold")
+		return nil
+	}
+	log.WithField("macs", len(seed)).Debug("shadow MAC table seeded from the bridge's")
+	return seed
 }

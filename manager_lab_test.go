@@ -518,3 +518,44 @@ func TestLabAccessOutputLikeNative(t *testing.T) {
 		t.Fatalf("mon20 tag after delete: %s", tag)
 	}
 }
+
+// TestLabSeededMACTable: flowspan takes over a bridge whose MAC table is
+// warm. Known unicast h1→h2 is not the egress of the bystander h3 — as for
+// the native Mirror — right away, before h2 sends again: the shadow MAC
+// table was seeded from fdb/show (an empty one predicts a flood, 5 copies).
+func TestLabSeededMACTable(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	e.l.AddHost(t, "br0", "h3", lab.HostConfig{MAC: "02:00:00:00:00:03", IPv4: "10.0.0.3/24"})
+	e.l.AddInternalPort(t, "br0", "mirror0", 0)
+	mac2, _ := net.ParseMAC("02:00:00:00:00:02")
+	e.h1.Neighbor(t, e.h2.IPv4(), mac2)
+	if got := e.h2.Ping(t, e.h1.IPv4(), 1); got != 1 { // NORMAL learns h1 and h2
+		t.Fatalf("warm-up ping: %d/1", got)
+	}
+	lab.Eventually(t, 5*time.Second, func() error {
+		out, err := e.l.Appctl("fdb/show", "br0")
+		if err != nil || !strings.Contains(out, "02:00:00:00:00:02") {
+			return fmt.Errorf("h2 not learned: %v\n%s", err, out)
+		}
+		return nil
+	})
+	spec := api.MirrorSpec{Name: "m", Bridge: "br0", Egress: []string{"h3"}, Output: api.Output{Port: "mirror0"}}
+	if _, err := e.m.AddMirror(ctx, spec, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.udpCopies(t, "mirror0", 5002, 5); got != 0 {
+		t.Fatalf("h1→h2 (known unicast) copied %d times as h3's egress, want 0 (as the native mirror)", got)
+	}
+	// Unknown unicast is still a flood, so h3's egress.
+	mac9, _ := net.ParseMAC("02:00:00:00:00:09")
+	ip9 := netip.MustParseAddr("10.0.0.9")
+	e.h1.Neighbor(t, ip9, mac9)
+	e.settle(t)
+	c := e.l.Capture(t, "mirror0")
+	e.h1.SendUDP(t, ip9, 40000, 5003, 64, 2)
+	if got := len(lab.Filter(c.Stop(t), lab.UDPTo(5003))); got != 2 {
+		t.Fatalf("unknown unicast copied %d times as h3's egress, want 2", got)
+	}
+}

@@ -1,0 +1,256 @@
+package flowspan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowspan/flowspan/api"
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+)
+
+// seedingCompiler is fakeCompiler with a shadow MAC table: each line
+// "PORT VLAN MAC AGE" of the fdb/show text becomes one learned flow.
+type seedingCompiler struct{ fakeCompiler }
+
+func (seedingCompiler) MACFlows(mirrors []CompileMirror, b Bridge, fdb string) ([]FlowEntry, error) {
+	var out []FlowEntry
+	for _, line := range strings.Split(fdb, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] == "port" {
+			continue
+		}
+		match := "dl_vlan=" + f[1] + ",dl_dst=" + f[2]
+		out = append(out, FlowEntry{Table: 9, Priority: 10, Cookie: fakeCookies.App, Match: match,
+			Flow: fakeFlow{"learned," + match + " actions=load:" + f[0], "load:" + f[0]}})
+	}
+	return out, nil
+}
+
+// fakeMACTable returns text (or err) and counts calls per bridge.
+type fakeMACTable struct {
+	mu    sync.Mutex
+	text  string
+	err   error
+	calls map[string]int
+}
+
+func (f *fakeMACTable) FDBShow(_ context.Context, bridge string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[bridge]++
+	return f.text, f.err
+}
+
+func (f *fakeMACTable) numCalls(bridge string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[bridge]
+}
+
+const fdbText = ` port  VLAN  MAC                Age
+    1     0  02:00:00:00:00:01    3
+    2     0  02:00:00:00:00:02    1
+`
+
+func (e *testEnv) startSeeding(macs MACTableReader, logger logrus.FieldLogger) *Manager {
+	e.t.Helper()
+	m, err := New(Config{Logger: logger, OVSDB: e.db, Controller: e.ctl, Compiler: seedingCompiler{},
+		MACTable: macs, StatePath: e.state, ConnectTimeout: 2 * time.Second, RetryInterval: 50 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	e.m = m
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+			m.Close()
+		})
+	}
+	e.t.Cleanup(e.stop)
+	return m
+}
+
+func learnedFlows(sw *fakeSwitch) []string {
+	var out []string
+	for _, f := range sw.texts() {
+		if strings.HasPrefix(f, "learned,") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestMACTableSeededOnFullSync: taking a bridge over and every reconnect
+// seed the shadow MAC table from the bridge's, in the full-sync bundle after
+// the pipeline; incremental changes leave the seeded flows alone.
+func TestMACTableSeededOnFullSync(t *testing.T) {
+	e := newEnv(t)
+	macs := &fakeMACTable{text: fdbText}
+	logger, _ := test.NewNullLogger()
+	e.startSeeding(macs, logger)
+	e.add(spec1())
+	sw := e.ctl.sw(1)
+	want := []string{
+		"learned,dl_vlan=0,dl_dst=02:00:00:00:00:01 actions=load:1",
+		"learned,dl_vlan=0,dl_dst=02:00:00:00:00:02 actions=load:2",
+	}
+	if got := learnedFlows(sw); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("seeded flows after take-over:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	sw.mu.Lock()
+	if len(sw.applies) != 1 {
+		t.Fatalf("%d bundles for the first mirror, want 1 (pipeline and seed together)", len(sw.applies))
+	}
+	first := sw.applies[0]
+	sw.mu.Unlock()
+	if n := len(first.Add); n != 5 || !strings.HasPrefix(first.Add[3].Flow.String(), "learned,") ||
+		strings.HasPrefix(first.Add[2].Flow.String(), "learned,") {
+		t.Fatalf("full-sync bundle adds %d flows, want the 3 pipeline flows then the 2 seeded ones", n)
+	}
+	if macs.numCalls("br0") != 1 || macs.numCalls("br1") != 0 {
+		t.Fatalf("fdb/show calls: %v", macs.calls)
+	}
+	// An incremental change neither re-reads nor deletes the seeded flows.
+	s2 := spec1()
+	s2.Name, s2.Ports = "m2", []string{"p2"}
+	e.add(s2)
+	if got := learnedFlows(sw); len(got) != 2 {
+		t.Fatalf("seeded flows after an incremental add: %q", got)
+	}
+	if macs.numCalls("br0") != 1 {
+		t.Fatalf("fdb/show read %d times, want once (no full sync)", macs.numCalls("br0"))
+	}
+	fl, err := e.m.Flows(context.Background(), "m1")
+	if err != nil || len(fl) != 2 {
+		t.Fatalf("Flows(m1) = %q, %v (seeded flows are not the mirror's)", fl, err)
+	}
+	// vswitchd restart: seeded again on reconnect.
+	macs.mu.Lock()
+	macs.text = " port  VLAN  MAC                Age\n    3     0  02:00:00:00:00:03    0\n"
+	macs.mu.Unlock()
+	sw2 := e.ctl.restart(1)
+	eventually(t, "re-seeded after reconnect", func() bool {
+		got := learnedFlows(sw2)
+		return len(got) == 1 && strings.Contains(got[0], "02:00:00:00:00:03")
+	})
+	if macs.numCalls("br0") != 2 {
+		t.Fatalf("fdb/show read %d times, want 2", macs.numCalls("br0"))
+	}
+}
+
+// TestMACTableUnreadable: a remote OVS has no MAC table to read: the mirror
+// is installed all the same, cold, and that is logged once per bridge; other
+// read failures are warnings and do not fail the sync either.
+func TestMACTableUnreadable(t *testing.T) {
+	e := newEnv(t)
+	macs := &fakeMACTable{err: fmt.Errorf("bridge br0: %w", ErrNoMACTable)}
+	logger, hook := test.NewNullLogger()
+	e.startSeeding(macs, logger)
+	if m := e.add(spec1()); m.Status.State != api.StateActive {
+		t.Fatalf("status %v", m.Status)
+	}
+	sw := e.ctl.sw(1)
+	if got := learnedFlows(sw); len(got) != 0 {
+		t.Fatalf("seeded flows without a MAC table: %q", got)
+	}
+	sw2 := e.ctl.restart(1)
+	eventually(t, "full sync after reconnect", func() bool { return hasFlow(sw2, "in_port=1") })
+	eventually(t, "second read", func() bool { return macs.numCalls("br0") == 2 })
+	cold := 0
+	for _, en := range hook.AllEntries() {
+		if strings.Contains(en.Message, "starts cold") {
+			cold++
+			if en.Level != logrus.InfoLevel || en.Data["bridge"] != "br0" {
+				t.Errorf("cold log entry: level %v fields %v", en.Level, en.Data)
+			}
+		}
+	}
+	if cold != 1 {
+		t.Fatalf("%d 'starts cold' log entries over two full syncs, want 1", cold)
+	}
+
+	macs.mu.Lock()
+	macs.err = errors.New("ovs-appctl: connection refused")
+	macs.mu.Unlock()
+	sw3 := e.ctl.restart(1)
+	eventually(t, "full sync despite a failing read", func() bool { return hasFlow(sw3, "in_port=1") })
+	eventually(t, "warning logged", func() bool {
+		for _, en := range hook.AllEntries() {
+			if en.Level == logrus.WarnLevel && strings.Contains(en.Message, "reading the bridge MAC table failed") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestAppctlControlSocket(t *testing.T) {
+	if got := runDirOfEndpoint("unix:/var/run/openvswitch/db.sock"); got != "/var/run/openvswitch" {
+		t.Errorf("run dir of unix endpoint = %q", got)
+	}
+	for _, ep := range []string{"tcp:10.0.0.1:6640", "ssl:host:6640", "unix:"} {
+		if got := runDirOfEndpoint(ep); got != "" {
+			t.Errorf("run dir of %q = %q, want none", ep, got)
+		}
+	}
+	if _, err := (AppctlMACTable{}).FDBShow(context.Background(), "br0"); !errors.Is(err, ErrNoMACTable) {
+		t.Errorf("no run dir: err %v, want ErrNoMACTable", err)
+	}
+
+	dir := t.TempDir()
+	a := AppctlMACTable{RunDir: dir}
+	if _, err := a.controlSocket(); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("empty run dir: err %v", err)
+	}
+	touch := func(name string, age time.Duration) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Now().Add(-age)
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without a pidfile: the newest control socket.
+	touch("ovs-vswitchd.ctl", 2*time.Hour)
+	if got, err := a.controlSocket(); err != nil || got != filepath.Join(dir, "ovs-vswitchd.ctl") {
+		t.Fatalf("socket without pid: %q, %v", got, err)
+	}
+	touch("ovs-vswitchd.100.ctl", time.Hour)
+	touch("ovs-vswitchd.200.ctl", time.Minute)
+	touch("ovsdb-server.300.ctl", 0)
+	if got, err := a.controlSocket(); err != nil || got != filepath.Join(dir, "ovs-vswitchd.200.ctl") {
+		t.Fatalf("newest socket: %q, %v", got, err)
+	}
+	// The pidfile wins.
+	if err := os.WriteFile(filepath.Join(dir, "ovs-vswitchd.pid"), []byte("100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.controlSocket(); err != nil || got != filepath.Join(dir, "ovs-vswitchd.100.ctl") {
+		t.Fatalf("pidfile socket: %q, %v", got, err)
+	}
+	// A failing ovs-appctl is an error naming the bridge (not "no table").
+	a.Appctl = "false"
+	if _, err := a.FDBShow(context.Background(), "br7"); err == nil || errors.Is(err, ErrNoMACTable) || !strings.Contains(err.Error(), "br7") {
+		t.Fatalf("failing appctl: %v", err)
+	}
+}
