@@ -142,9 +142,12 @@ const (
 	DirAll Direction = "all"
 )
 
-// SelectionStats counts what one selection (source port and direction) of a
-// mirror selected (before filters). Port is "" for selections without a
-// single source port (flood, and all / VLAN-only / filter-only mirrors).
+// SelectionStats counts the copies a mirror sent to its output because of
+// one selection (source port and direction), after VLANs, filters and
+// de-duplication. Each copy counts for exactly one selection, so a mirror's
+// selections add up to its Packets and Bytes. Port is "" for selections
+// without a single source port (flood, and all / VLAN-only / filter-only
+// mirrors).
 type SelectionStats struct {
 	Port      string    `json:"port"`
 	Direction Direction `json:"direction"`
@@ -153,7 +156,7 @@ type SelectionStats struct {
 }
 
 // MirrorStats counts what a mirror copied (Packets, Bytes: copies sent to
-// its output) and, per selection, what it selected.
+// its output) and, per selection, which selection each copy came from.
 type MirrorStats struct {
 	Name       string           `json:"name"`
 	Bridge     string           `json:"bridge"`
