@@ -33,8 +33,9 @@
 //
 // MirrorStats is {name, bridge, packets, bytes, selections: [{port,
 // direction, packets, bytes}]}: packets and bytes count the copies the
-// mirror sent to its output; each selection counts the packets it selected
-// (before filters), direction ingress or egress of port, or flood / all
+// mirror sent to its output; each selection counts the copies it caused
+// (after filters; the selections add up to the total), direction ingress
+// or egress of port, or flood / all
 // (port "") for flooded packets reaching the mirror's egress ports and for
 // all / VLAN-only / filter-only mirrors.
 //
