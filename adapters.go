@@ -136,8 +136,15 @@ func (a *ovsdbAdapter) UnisolatePort(ctx context.Context, bridge, name string) e
 	return err
 }
 
+// TakeOver implements Handover. A passive unix: target is returned once
+// ovs-vswitchd created its socket (bounded wait), so the first dial
+// succeeds instead of costing the controller's reconnect backoff.
 func (a *ovsdbAdapter) TakeOver(ctx context.Context, bridge string) (string, error) {
-	return a.cl.TakeOver(ctx, bridge, a.mode)
+	target, err := a.cl.TakeOver(ctx, bridge, a.mode)
+	if err == nil {
+		waitSocket(ctx, target, socketWait)
+	}
+	return target, err
 }
 
 func (a *ovsdbAdapter) Release(ctx context.Context, bridge string) error {

@@ -1,25 +1,23 @@
 package flowspan
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// AppctlMACTable reads MAC learning tables with ovs-appctl through
+// AppctlMACTable reads MAC learning tables (`ovs-appctl fdb/show`) through
 // ovs-vswitchd's control socket in an OVS run directory.
 type AppctlMACTable struct {
 	// RunDir is ovs-vswitchd's run directory (where ovs-vswitchd.pid and
 	// ovs-vswitchd.<pid>.ctl, or an ovs-vswitchd.ctl, are).
 	RunDir string
-	// Appctl is the ovs-appctl program; "" looks it up in PATH.
-	Appctl string
 	// Timeout bounds one call when ctx has no earlier deadline; default 5 s.
 	Timeout time.Duration
 }
@@ -71,35 +69,69 @@ func (a AppctlMACTable) controlSocket() (string, error) {
 	return best, nil
 }
 
-// FDBShow implements MACTableReader.
+// FDBShow implements MACTableReader. It speaks ovs-appctl's JSON-RPC
+// directly on the control socket (no process to start).
 func (a AppctlMACTable) FDBShow(ctx context.Context, bridge string) (string, error) {
 	ctl, err := a.controlSocket()
 	if err != nil {
 		return "", fmt.Errorf("bridge %s: fdb/show: %w", bridge, err)
 	}
-	prog := a.Appctl
-	if prog == "" {
-		if prog, err = exec.LookPath("ovs-appctl"); err != nil {
-			return "", fmt.Errorf("bridge %s: fdb/show: %w: %w", bridge, ErrNoMACTable, err)
-		}
+	out, err := unixctl(ctx, ctl, a.timeout(), "fdb/show", bridge)
+	if err != nil {
+		return "", fmt.Errorf("bridge %s: fdb/show via %s: %w", bridge, ctl, err)
 	}
-	timeout := a.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+	return out, nil
+}
+
+func (a AppctlMACTable) timeout() time.Duration {
+	if a.Timeout <= 0 {
+		return 5 * time.Second
 	}
+	return a.Timeout
+}
+
+// unixctl runs one OVS unixctl command (JSON-RPC 1.0 on a unix socket, as
+// ovs-appctl does) and returns its text result.
+func unixctl(ctx context.Context, socket string, timeout time.Duration, method string, params ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, "-t", ctl, "fdb/show", bridge)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			return "", fmt.Errorf("bridge %s: ovs-appctl -t %s fdb/show: %w", bridge, ctl, err)
-		}
-		return "", fmt.Errorf("bridge %s: ovs-appctl -t %s fdb/show: %w: %s", bridge, ctl, err, msg)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return "", err
 	}
-	return stdout.String(), nil
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if params == nil {
+		params = []string{}
+	}
+	req := struct {
+		Method string   `json:"method"`
+		Params []string `json:"params"`
+		ID     int      `json:"id"`
+	}{method, params, 0}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return "", err
+	}
+	var resp struct {
+		Result *string `json:"result"`
+		Error  any     `json:"error"`
+		ID     any     `json:"id"`
+	}
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return "", fmt.Errorf("reading the reply: %w", err)
+	}
+	if resp.Error != nil {
+		return "", fmt.Errorf("%s: %v", method, resp.Error)
+	}
+	if resp.Result == nil {
+		return "", fmt.Errorf("%s: reply without result", method)
+	}
+	return *resp.Result, nil
 }
 
 // errNoRunDir is returned by the ovsdb adapter for remote OVS.

@@ -2,8 +2,10 @@ package flowspan
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,9 +250,80 @@ func TestAppctlControlSocket(t *testing.T) {
 	if got, err := a.controlSocket(); err != nil || got != filepath.Join(dir, "ovs-vswitchd.100.ctl") {
 		t.Fatalf("pidfile socket: %q, %v", got, err)
 	}
-	// A failing ovs-appctl is an error naming the bridge (not "no table").
-	a.Appctl = "false"
-	if _, err := a.FDBShow(context.Background(), "br7"); err == nil || errors.Is(err, ErrNoMACTable) || !strings.Contains(err.Error(), "br7") {
-		t.Fatalf("failing appctl: %v", err)
+	os.Remove(filepath.Join(dir, "ovs-vswitchd.100.ctl"))
+	// The pidfile names a socket that is gone: the newest other one.
+	if got, err := a.controlSocket(); err != nil || got != filepath.Join(dir, "ovs-vswitchd.200.ctl") {
+		t.Fatalf("stale pidfile: %q, %v", got, err)
+	}
+}
+
+// fakeUnixctl serves one unixctl JSON-RPC connection at a time on a socket
+// in dir: reply is called with the method and params.
+func fakeUnixctl(t *testing.T, path string, reply func(method string, params []string) map[string]any) {
+	t.Helper()
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var req struct {
+				Method string   `json:"method"`
+				Params []string `json:"params"`
+				ID     any      `json:"id"`
+			}
+			if err := json.NewDecoder(c).Decode(&req); err == nil {
+				resp := reply(req.Method, req.Params)
+				resp["id"] = req.ID
+				json.NewEncoder(c).Encode(resp)
+			}
+			c.Close()
+		}
+	}()
+}
+
+func TestAppctlFDBShow(t *testing.T) {
+	dir, err := os.MkdirTemp("", "fsctl") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	fakeUnixctl(t, filepath.Join(dir, "ovs-vswitchd.ctl"), func(method string, params []string) map[string]any {
+		if method != "fdb/show" || len(params) != 1 {
+			return map[string]any{"result": nil, "error": fmt.Sprintf("unknown command %s %v", method, params)}
+		}
+		if params[0] != "br0" {
+			return map[string]any{"result": nil, "error": "no such bridge"}
+		}
+		return map[string]any{"result": fdbText, "error": nil}
+	})
+	a := AppctlMACTable{RunDir: dir}
+	got, err := a.FDBShow(context.Background(), "br0")
+	if err != nil || got != fdbText {
+		t.Fatalf("FDBShow(br0) = %q, %v", got, err)
+	}
+	// An error reply is an error naming the bridge and the reason.
+	if _, err := a.FDBShow(context.Background(), "br7"); err == nil || errors.Is(err, ErrNoMACTable) ||
+		!strings.Contains(err.Error(), "br7") || !strings.Contains(err.Error(), "no such bridge") {
+		t.Fatalf("FDBShow(br7): %v", err)
+	}
+	// A socket that accepts and never answers: bounded by the timeout.
+	ln, err := net.Listen("unix", filepath.Join(dir, "ovs-vswitchd.9.ctl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	os.WriteFile(filepath.Join(dir, "ovs-vswitchd.pid"), []byte("9"), 0o600)
+	a.Timeout = 100 * time.Millisecond
+	if _, err := a.FDBShow(context.Background(), "br0"); err == nil {
+		t.Fatal("silent control socket: no error")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -598,8 +599,10 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	// generation, all in one bundle (no gap: new flows replace old ones with
 	// the same match in place).
 	cl := m.cfg.Compiler.Cookies()
+	start := time.Now()
 	fdb := m.readMACTable(ctx, b.name) // in parallel with the flow stats and the compile
 	stats, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
+	tStats := time.Since(start)
 	if err != nil {
 		<-fdb
 		return Program{}, fmt.Errorf("bridge %s: reading installed flows: %w", b.name, err)
@@ -614,8 +617,11 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 		<-fdb
 		return prog, err
 	}
+	tCompile := time.Since(start)
 	ch := Changes{Add: prog.Flows}
-	if seed := m.macFlowsLocked(b, mirrors, <-fdb); len(seed) > 0 {
+	fdbRes := <-fdb
+	tMACs := time.Since(start)
+	if seed := m.macFlowsLocked(b, mirrors, fdbRes); len(seed) > 0 {
 		// After the pipeline in the same bundle; not tracked (learned flows).
 		ch.Add = append(slices.Clip(prog.Flows), seed...)
 	}
@@ -633,7 +639,8 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	if err := sw.Apply(ctx, ch); err != nil {
 		return prog, fmt.Errorf("bridge %s: full sync: %w", b.name, err)
 	}
-	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old}).Info("full sync done")
+	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old,
+		"ms_stats": ms(tStats), "ms_compiled": ms(tCompile), "ms_mac_table": ms(tMACs), "ms_applied": ms(time.Since(start))}).Info("full sync done")
 	b.gen, b.synced, b.installed, b.sw, b.prog = gen, true, prog.Flows, sw, prog
 	return prog, nil
 }
@@ -870,4 +877,34 @@ func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult)
 	}
 	log.WithField("macs", len(seed)).Debug("shadow MAC table seeded from the bridge's")
 	return seed
+}
+
+// ms renders d in milliseconds for log fields.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) }
+
+// socketWait bounds how long a take-over waits for ovs-vswitchd to create
+// the passive unix: controller socket before dialing it.
+const socketWait = 500 * time.Millisecond
+
+// waitSocket waits (polling every millisecond, at most max) until the
+// socket of a unix: target exists. ovs-vswitchd creates it shortly after
+// the take-over's OVSDB transaction; dialing earlier fails and the
+// controller's reconnect backoff (100 ms and more) would delay the switch.
+// Other targets return at once; on timeout the caller dials anyway.
+func waitSocket(ctx context.Context, target string, max time.Duration) {
+	path, ok := strings.CutPrefix(target, "unix:")
+	if !ok || path == "" {
+		return
+	}
+	deadline := time.Now().Add(max)
+	for {
+		if _, err := os.Stat(path); err == nil || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

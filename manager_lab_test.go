@@ -559,3 +559,38 @@ func TestLabSeededMACTable(t *testing.T) {
 		t.Fatalf("unknown unicast copied %d times as h3's egress, want 2", got)
 	}
 }
+
+// TestLabTakeOverSocketReady: the OVSDB adapter's TakeOver returns the
+// passive target only once ovs-vswitchd listens on it, so the controller's
+// first dial connects (an early dial fails and waits out its backoff).
+func TestLabTakeOverSocketReady(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t)
+	ctx := context.Background()
+	cl, err := ovsdb.Dial(ctx, l.DBEndpoint(), ovsdb.Config{Netns: l.Netns()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	a := NewOVSDB(cl, nil)
+	for i := range 5 {
+		br := fmt.Sprintf("br%d", i)
+		l.AddBridge(t, br)
+		target, err := a.TakeOver(ctx, br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path, ok := strings.CutPrefix(target, "unix:")
+		if !ok {
+			t.Fatalf("target %q: not unix:", target)
+		}
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatalf("%s: dialing %s right after TakeOver: %v", br, target, err)
+		}
+		c.Close()
+		if err := a.Release(ctx, br); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

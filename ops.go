@@ -348,19 +348,24 @@ func tunnelSpec(t *api.Tunnel) *TunnelSpec {
 func (m *Manager) waitSwitch(ctx context.Context, dpid uint64) (Switch, bool) {
 	deadline := time.NewTimer(m.cfg.ConnectTimeout)
 	defer deadline.Stop()
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
+	// The switch usually connects within a few milliseconds of the
+	// take-over: poll often at first, then every 20 ms.
+	interval := time.Millisecond
 	for {
 		if sw, ok := m.cfg.Controller.Switch(dpid); ok {
 			return sw, true
 		}
+		poll := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
+			poll.Stop()
 			return nil, false
 		case <-deadline.C:
+			poll.Stop()
 			return nil, false
 		case <-poll.C:
 		}
+		interval = min(2*interval, 20*time.Millisecond)
 	}
 }
 
