@@ -747,9 +747,8 @@ func (e *Env) phase(mirror bool) map[string][]lab.Packet {
 func (e *Env) AddMirrors() {
 	if e.Side == native {
 		for _, m := range e.sc.Native {
-			e.Lab.AddNativeMirror(e.T, bridge, m)
+			e.Lab.AddNativeMirror(e.T, bridge, m) // purges cached datapath flows
 		}
-		e.purge()
 		return
 	}
 	// Many mirrors are added by concurrent CLI clients, as scripts would.
@@ -779,25 +778,12 @@ const addWorkers = 4
 func (e *Env) DelMirrors() {
 	if e.Side == native {
 		for _, m := range e.sc.Native {
-			e.Lab.DelNativeMirror(e.T, bridge, m.Name)
+			e.Lab.DelNativeMirror(e.T, bridge, m.Name) // purges cached datapath flows
 		}
-		e.purge()
 		return
 	}
 	for _, args := range e.sc.Flowspan {
 		e.d.must(e.T, "mirror", "del", args[0])
-	}
-}
-
-// purge deletes the datapath's cached flows after a native Mirror change.
-// OVS 3.1 with the userspace datapath does not revalidate cached datapath
-// flows when a Mirror row is added or removed: packets of a flow that
-// was already cached keep the old actions until it idles out (10 s), so
-// without this the oracle would miss copies (docs/conformance.md).
-// flowspan changes OpenFlow tables, which OVS does revalidate.
-func (e *Env) purge() {
-	if _, err := e.Lab.Appctl("revalidator/purge"); err != nil {
-		e.T.Fatalf("revalidator/purge: %v", err)
 	}
 }
 
