@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -47,6 +48,12 @@ type Config struct {
 	// MACTableReader (NewOVSDB's does, through ovs-appctl, for a unix:
 	// endpoint). Without one egress prediction starts cold.
 	MACTable MACTableReader
+	// IdleRelease is how long the Manager must have been idle after a
+	// burst of changes (adds, deletes, reconciles) before it returns the
+	// memory their compiles used to the OS once (debug.FreeOSMemory; the
+	// Go runtime alone keeps the high-water mark for minutes). Default 1 s;
+	// negative disables it.
+	IdleRelease time.Duration
 }
 
 // Manager owns the desired mirrors of every bridge and reconciles switches
@@ -65,6 +72,10 @@ type Manager struct {
 	runCtx   context.Context // set by Run; dial contexts derive from it
 	// coldLogged: bridges for which "MAC table not readable" was logged.
 	coldLogged map[string]bool
+	// touched receives a value (coalesced) after each change; Run frees
+	// memory once IdleRelease after the last one.
+	touched      chan struct{}
+	freeOSMemory func()
 
 	ready     chan struct{} // closed when Run has started
 	readyOnce sync.Once
@@ -116,6 +127,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 2 * time.Second
 	}
+	if cfg.IdleRelease == 0 {
+		cfg.IdleRelease = time.Second
+	}
 	if cfg.MACTable == nil {
 		cfg.MACTable, _ = cfg.OVSDB.(MACTableReader)
 	}
@@ -126,15 +140,17 @@ func New(cfg Config) (*Manager, error) {
 		log = l
 	}
 	m := &Manager{
-		cfg:        cfg,
-		log:        log,
-		mirrors:    map[string]*mirror{},
-		bridges:    map[string]*bridgeState{},
-		isolated:   map[string]isolatedPort{},
-		coldLogged: map[string]bool{},
-		ready:      make(chan struct{}),
-		stopped:    make(chan struct{}),
-		closed:     make(chan struct{}),
+		cfg:          cfg,
+		log:          log,
+		mirrors:      map[string]*mirror{},
+		bridges:      map[string]*bridgeState{},
+		isolated:     map[string]isolatedPort{},
+		coldLogged:   map[string]bool{},
+		touched:      make(chan struct{}, 1),
+		freeOSMemory: debug.FreeOSMemory,
+		ready:        make(chan struct{}),
+		stopped:      make(chan struct{}),
+		closed:       make(chan struct{}),
 	}
 	if cfg.StatePath != "" {
 		st, err := loadState(cfg.StatePath)
@@ -231,8 +247,19 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(m.cfg.RetryInterval)
 	defer tick.Stop()
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
 	for {
 		select {
+		case <-m.touched:
+			if m.cfg.IdleRelease > 0 {
+				idle.Reset(m.cfg.IdleRelease)
+			}
+		case <-idle.C:
+			start := time.Now()
+			m.freeOSMemory()
+			m.log.WithField("ms", ms(time.Since(start))).Debug("idle: memory returned to the OS")
 		case <-ctx.Done():
 			m.mu.Lock()
 			for _, b := range m.bridges {
@@ -391,6 +418,7 @@ func (m *Manager) saveMirrorsLocked(mirrors map[string]*mirror) error {
 // reconcileLocked brings bridge b in line with its desired mirrors. Errors
 // are recorded in mirror statuses and b.failed (retried later).
 func (m *Manager) reconcileLocked(ctx context.Context, b *bridgeState) {
+	defer m.touch()
 	err := m.syncLocked(ctx, b, m.mirrorsOf(b.name))
 	b.failed = err != nil
 	if err != nil {
@@ -906,5 +934,13 @@ func waitSocket(ctx context.Context, target string, max time.Duration) {
 			return
 		case <-time.After(time.Millisecond):
 		}
+	}
+}
+
+// touch records a change for the idle memory release (never blocks).
+func (m *Manager) touch() {
+	select {
+	case m.touched <- struct{}{}:
+	default:
 	}
 }

@@ -187,6 +187,7 @@ func (m *Manager) AddMirror(ctx context.Context, spec api.MirrorSpec, origin api
 }
 
 func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api.Origin, strict bool) (*mirror, error) {
+	defer m.touch()
 	spec = normalize(spec, origin)
 	if err := m.checkSpec(spec); err != nil {
 		return nil, err
@@ -383,6 +384,7 @@ func (m *Manager) DeleteMirror(ctx context.Context, name string) error {
 }
 
 func (m *Manager) deleteLocked(ctx context.Context, name string) error {
+	defer m.touch()
 	mi, ok := m.mirrors[name]
 	if !ok {
 		return api.WithCode(api.CodeNotFound, fmt.Errorf("mirror %q: not found", name))
