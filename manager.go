@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -915,10 +916,12 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseco
 const socketWait = 500 * time.Millisecond
 
 // waitSocket waits (polling every millisecond, at most max) until the
-// socket of a unix: target exists. ovs-vswitchd creates it shortly after
-// the take-over's OVSDB transaction; dialing earlier fails and the
-// controller's reconnect backoff (100 ms and more) would delay the switch.
-// Other targets return at once; on timeout the caller dials anyway.
+// socket of a unix: target accepts connections. ovs-vswitchd creates and
+// listens on it shortly after the take-over's OVSDB transaction; dialing
+// earlier fails and the controller's reconnect backoff (100 ms and more)
+// would delay the switch. The probe connection is closed at once (the
+// switch sees a controller that went away before its hello). Other targets
+// return at once; on timeout the caller dials anyway.
 func waitSocket(ctx context.Context, target string, max time.Duration) {
 	path, ok := strings.CutPrefix(target, "unix:")
 	if !ok || path == "" {
@@ -926,7 +929,13 @@ func waitSocket(ctx context.Context, target string, max time.Duration) {
 	}
 	deadline := time.Now().Add(max)
 	for {
-		if _, err := os.Stat(path); err == nil || time.Now().After(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			if c, err := net.DialTimeout("unix", path, max); err == nil {
+				c.Close()
+				return
+			}
+		}
+		if time.Now().After(deadline) {
 			return
 		}
 		select {

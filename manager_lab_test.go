@@ -576,6 +576,7 @@ func TestLabTakeOverSocketReady(t *testing.T) {
 	for i := range 5 {
 		br := fmt.Sprintf("br%d", i)
 		l.AddBridge(t, br)
+		lab.Eventually(t, 5*time.Second, func() error { _, err := a.Bridge(ctx, br); return err })
 		target, err := a.TakeOver(ctx, br)
 		if err != nil {
 			t.Fatal(err)
