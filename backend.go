@@ -275,12 +275,42 @@ func (c Changes) Empty() bool {
 // are added, flows whose actions changed modified (counters kept), flows
 // whose cookie changed replaced (OpenFlow 1.3 modify keeps the cookie),
 // vanished ones deleted.
+//
+// The compiler is deterministic, so a change to one mirror leaves the other
+// flows in the same order: pairs with the same key at the same position,
+// from the front and from the back, are compared directly (a changed shared
+// flow is modified in place) and only the rest goes through the maps. Keys
+// are unique within each list, so a flow paired on one side cannot
+// reappear in the other side's rest.
 func diff(installed, desired []FlowEntry) Changes {
+	var ch Changes
+	pair := func(old, f FlowEntry) bool {
+		if old.Table != f.Table || old.Priority != f.Priority || old.Match != f.Match {
+			return false
+		}
+		switch {
+		case old.Cookie != f.Cookie:
+			ch.Delete = append(ch.Delete, old)
+			ch.Add = append(ch.Add, f)
+		case !sameActions(old.Flow, f.Flow):
+			ch.Modify = append(ch.Modify, f)
+		}
+		return true
+	}
+	for len(installed) > 0 && len(desired) > 0 && pair(installed[0], desired[0]) {
+		installed, desired = installed[1:], desired[1:]
+	}
+	for len(installed) > 0 && len(desired) > 0 && pair(installed[len(installed)-1], desired[len(desired)-1]) {
+		installed, desired = installed[:len(installed)-1], desired[:len(desired)-1]
+	}
+	if len(installed) == 0 {
+		ch.Add = append(ch.Add, desired...)
+		return ch
+	}
 	have := make(map[flowKey]FlowEntry, len(installed))
 	for _, f := range installed {
 		have[f.key()] = f
 	}
-	var ch Changes
 	want := make(map[flowKey]bool, len(desired))
 	for _, f := range desired {
 		k := f.key()
