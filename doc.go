@@ -45,6 +45,10 @@
 // current generation: packets and bytes copied per mirror (its emit flows)
 // and selected per selection (source port and direction).
 //
+// Memory. Compiling a bridge allocates far more than the flows it keeps;
+// once the Manager has been idle for Config.IdleRelease after a burst of
+// changes it returns that memory to the OS (debug.FreeOSMemory, once).
+//
 // State. Mirror definitions are persisted in Config.StatePath atomically
 // (temporary file in the same directory, fsync, rename, fsync of the
 // directory) and reloaded by New; Run reconciles them. Flows stay in the
