@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -17,13 +19,16 @@ import (
 )
 
 const serveUsage = `usage: flowspan serve [--config FILE] [--ovsdb unix:/var/run/openvswitch/db.sock]
-       [--listen ADDR] [--api unix:/run/flowspan/api.sock]
+       [--listen ADDR [--ssl-cert FILE --ssl-key FILE --ssl-ca FILE]]
+       [--api unix:/run/flowspan/api.sock]
        [--state /var/lib/flowspan/state.json] [--metrics 127.0.0.1:9464]
 
 Run the flowspan daemon. By default (service mode) it adds a passive
 controller target punix:<rundir>/<bridge>.flowspan to each bridge that has
-mirrors and dials it; with --listen (unix:PATH, tcp:IP:PORT) the switches
-connect to it as their controller. Mirror definitions persist in --state.
+mirrors and dials it; with --listen (unix:PATH, tcp:IP:PORT, ssl:IP:PORT) the
+switches connect to it as their controller. ssl: needs --ssl-cert and
+--ssl-key (flowspan's certificate, PEM) and --ssl-ca (the CA that signed the
+switches' certificates: client certificates are required). Mirror definitions persist in --state.
 --config declares mirrors in YAML (same fields as "mirror add"); SIGHUP
 reloads it. SIGTERM/SIGINT stop the daemon and leave the flows in place.
 --metrics "" disables the Prometheus endpoint (GET /metrics).
@@ -34,6 +39,9 @@ type serveOptions struct {
 	config  string
 	ovsdb   string
 	listen  string
+	sslCert string
+	sslKey  string
+	sslCA   string
 	api     string
 	state   string
 	metrics string
@@ -45,6 +53,9 @@ func parseServeArgs(args []string) (*serveOptions, error) {
 	fs.StringVar(&o.config, "config", "", "YAML `FILE` declaring mirrors")
 	fs.StringVar(&o.ovsdb, "ovsdb", "unix:/var/run/openvswitch/db.sock", "OVSDB `endpoint`")
 	fs.StringVar(&o.listen, "listen", "", "controller mode: accept switches at `ADDR`")
+	fs.StringVar(&o.sslCert, "ssl-cert", "", "--listen ssl: flowspan's certificate `FILE` (PEM)")
+	fs.StringVar(&o.sslKey, "ssl-key", "", "--listen ssl: flowspan's private key `FILE` (PEM)")
+	fs.StringVar(&o.sslCA, "ssl-ca", "", "--listen ssl: CA certificate `FILE` (PEM) that switch certificates must chain to")
 	fs.StringVar(&o.api, "api", "unix:"+api.DefaultSocket, "API socket `unix:PATH`")
 	fs.StringVar(&o.state, "state", "/var/lib/flowspan/state.json", "state `FILE` (mirror definitions)")
 	fs.StringVar(&o.metrics, "metrics", "127.0.0.1:9464", "Prometheus metrics `ADDR` (\"\" = off)")
@@ -61,7 +72,35 @@ func parseServeArgs(args []string) (*serveOptions, error) {
 	if o.state == "" {
 		return nil, usagef("--state: empty path")
 	}
+	ssl := strings.HasPrefix(o.listen, "ssl:")
+	if files := o.sslCert + o.sslKey + o.sslCA; files != "" && !ssl {
+		return nil, usagef("--ssl-cert, --ssl-key and --ssl-ca go with --listen ssl:IP:PORT")
+	}
+	if ssl && (o.sslCert == "" || o.sslKey == "" || o.sslCA == "") {
+		return nil, usagef("--listen %s needs --ssl-cert, --ssl-key and --ssl-ca", o.listen)
+	}
 	return o, nil
+}
+
+// listenTLS loads the certificate, key and CA for --listen ssl:. Switches
+// must present a certificate signed by the CA.
+func (o *serveOptions) listenTLS() (*tls.Config, error) {
+	if !strings.HasPrefix(o.listen, "ssl:") {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(o.sslCert, o.sslKey)
+	if err != nil {
+		return nil, fmt.Errorf("--ssl-cert %s / --ssl-key %s: %w", o.sslCert, o.sslKey, err)
+	}
+	pem, err := os.ReadFile(o.sslCA)
+	if err != nil {
+		return nil, fmt.Errorf("--ssl-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ssl-ca %s: no PEM certificate in it", o.sslCA)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // daemon is what serve runs: the Manager, seen through what serve uses.

@@ -43,7 +43,12 @@ func newDaemon(ctx context.Context, o *serveOptions, log *logrus.Logger) (d daem
 	}
 	var mode ovsdb.Mode // nil: service mode
 	if o.listen != "" {
-		addr, err := ctrl.Listen(ctx, o.listen, nil)
+		tlsConf, err := o.listenTLS()
+		if err != nil {
+			closeDeps()
+			return nil, nil, err
+		}
+		addr, err := ctrl.Listen(ctx, o.listen, tlsConf)
 		if err != nil {
 			closeDeps()
 			return nil, nil, fmt.Errorf("--listen %s: %w", o.listen, err)
