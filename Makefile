@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 14m
 FUZZTIME ?= 10s
 
-.PHONY: all deps build test test-unit test-integration fuzz lint models bench demo clean
+.PHONY: all deps build test test-unit fuzz lint models conformance bench demo clean
 
 all: build
 
@@ -30,10 +30,17 @@ deps:
 build:
 	$(GO) build -o bin/flowspan ./cmd/flowspan
 
-## test: unit and integration tests against a real (private) Open vSwitch, plus short fuzz runs
+## test: unit and integration tests against a real (private) Open vSwitch, the conformance
+## suite, and short fuzz runs
 test: deps
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/test/conformance$$')
+	$(MAKE) --no-print-directory conformance
 	$(MAKE) --no-print-directory fuzz
+
+## conformance: flowspan against OVS's own Mirror table, scenario by scenario (docs/conformance.md);
+## run in the package directory so the scenario table is printed
+conformance: deps
+	cd test/conformance && $(GO) test -count=1 -timeout 10m
 
 ## test-unit: tests that need neither root nor Open vSwitch
 test-unit:

@@ -62,6 +62,9 @@ func (l *Lab) CaptureDir(t T, port string, dir Direction) *Capture {
 }
 
 func (l *Lab) startCapture(port string, dir Direction) (*Capture, error) {
+	// -B 16384 (KiB): with offloads on, libpcap sizes each ring slot for
+	// 64 KiB frames, so its default 2 MiB ring holds only 32 packets and
+	// short bursts would be lost.
 	// For a host's port, capture on the host's end of the veth: what the
 	// bridge sends there arrives "in". For an internal port (a tap in the
 	// vswitchd namespace), what the bridge sends is read by the kernel
@@ -80,7 +83,7 @@ func (l *Lab) startCapture(port string, dir Direction) (*Capture, error) {
 	f.Close()
 	c := &Capture{port: port, file: f.Name(), stderr: &lockedBuffer{}}
 	c.cmd = exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", iface, "-n", "-U", "-s", "0",
-		"--immediate-mode", "-Z", "root", "-Q", q, "-w", c.file)
+		"--immediate-mode", "-B", "16384", "-Z", "root", "-Q", q, "-w", c.file)
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	c.cmd.Stderr = pw
