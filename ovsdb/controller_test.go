@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
 
 	"github.com/flowspan/flowspan/ovsdb/vswitchd"
 )
@@ -99,9 +99,7 @@ func TestTakeOverReleaseInMemory(t *testing.T) {
 					t.Fatal(err)
 				}
 				m.sentinel(i)
-				if diff := cmp.Diff(row1, m.bridgeRow("br0")); diff != "" {
-					t.Errorf("repeated TakeOver changed the bridge (-first +second):\n%s", diff)
-				}
+				assert.Equal(t, row1, m.bridgeRow("br0"), "repeated TakeOver changed the bridge")
 			}
 			row := m.bridgeRow("br0")
 			if row.ExternalIDs[keyPrevCtrls] != "tcp:192.0.2.1:6653" || row.ExternalIDs["owner"] != "admin" {
@@ -113,9 +111,7 @@ func TestTakeOverReleaseInMemory(t *testing.T) {
 				}
 			}
 			after := waitBridgeRow(t, m, "br0", func(b vswitchd.Bridge) bool { return len(b.Controller) == 1 && b.ExternalIDs[keyMode] == "" })
-			if diff := cmp.Diff(before, after); diff != "" {
-				t.Errorf("bridge row after hand-over + release (-before +after):\n%s", diff)
-			}
+			assert.Equal(t, before, after, "bridge row after hand-over + release")
 			// Our Controller row was garbage-collected; the admin's is intact.
 			var cts []vswitchd.Controller
 			_ = m.raw.List(ctx, &cts)
