@@ -314,7 +314,7 @@ func startTicker(t lab.T, h1, h2 *lab.Host) (stop func()) {
 // the bridge sends to the port (the tap's incoming packets).
 func openCopySocket(netns, iface string) (int, error) {
 	fd := -1
-	err := inNetns(netns, func() error {
+	err := lab.InNetns(netns, func() error {
 		ifi, err := net.InterfaceByName(iface)
 		if err != nil {
 			return err

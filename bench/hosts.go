@@ -1,13 +1,8 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"regexp"
-	"runtime"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/flowspan/flowspan/test/lab"
 )
@@ -47,36 +42,4 @@ func txPackets(t lab.T, l *lab.Lab, port string) int64 {
 	}
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	return n
-}
-
-// inNetns runs fn on an OS thread inside network namespace ns (a name
-// under /run/netns); sockets fn opens stay in that namespace.
-func inNetns(ns string, fn func() error) error {
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		return fmt.Errorf("netns %s: %w", ns, err)
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer self.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns back: %w", err) // thread stays locked and is discarded
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }

@@ -243,9 +243,11 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) (string, er
 // Do runs fn on an OS thread switched into the host's network namespace.
 // Sockets fn creates belong to the host namespace and stay usable after
 // Do returns.
-func (h *Host) Do(fn func() error) error { return doInNetns(h.netns, fn) }
+func (h *Host) Do(fn func() error) error { return InNetns(h.netns, fn) }
 
-func doInNetns(netns string, fn func() error) error {
+// InNetns runs fn on an OS thread switched into the named network
+// namespace (/run/netns/NAME). Sockets fn creates stay in that namespace.
+func InNetns(netns string, fn func() error) error {
 	target, err := os.Open("/run/netns/" + netns)
 	if err != nil {
 		return fmt.Errorf("netns %s: %w", netns, err)
