@@ -65,6 +65,11 @@ func TestSmoke(t *testing.T) {
 		subjNoMirror + " @ " + caseSmall, subjNative + " @ " + caseSmall,
 		subjNoMirror + " @ " + caseCopies, subjNative + " @ " + caseCopies,
 		subjCompile + " @ 4 mirrors / 40 filters",
+		// flowspan's sides: every piece exists now, so each must be measured.
+		subjFlowspan + " @ N=200", subjFPFlowspan + " @ " + caseNewFlows,
+		subjFSMirror + " @ " + caseCopies, subjFSFilter + " @ " + caseCopies,
+		subjLoad + " @ 4 mirrors / 40 filters", subjReconcile + " @ 4 mirrors / 40 filters",
+		subjRSS + " @ 4 mirrors / 40 filters",
 	}
 	for _, k := range must {
 		r := rows[k]
