@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,25 +22,8 @@ type daemon struct {
 	dir    string
 	api    string
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *lab.Buffer
 	exited chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startDaemon starts flowspan serve against the lab's OVSDB and waits until
@@ -58,7 +40,7 @@ func startDaemon(t lab.T, l *lab.Lab, bin string) (*daemon, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	d := &daemon{bin: bin, lab: l, dir: dir, api: "unix:" + filepath.Join(dir, "api.sock"), out: &syncBuffer{}}
+	d := &daemon{bin: bin, lab: l, dir: dir, api: "unix:" + filepath.Join(dir, "api.sock"), out: &lab.Buffer{}}
 	if err := d.start(); err != nil {
 		return nil, err
 	}

@@ -439,7 +439,7 @@ func runTap(d *demo, bin, apiAddr string, client, web *lab.Host) bool {
 	fmt.Printf("  $ flowspan %s\n", shellJoin(args))
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "FLOWSPAN_API="+apiAddr)
-	var out, errOut lockedBuffer
+	var out, errOut lab.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -481,22 +481,4 @@ func runTap(d *demo, bin, apiAddr string, client, web *lab.Host) bool {
 		fmt.Printf("  tcpdump did not see 4 packets within 20s:\n%s%s", out.String(), errOut.String())
 		return false
 	}
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -805,25 +805,8 @@ type daemon struct {
 	lab      *lab.Lab
 	dir, api string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *lab.Buffer
 	exited   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startDaemon runs `flowspan serve` against the lab's OVSDB, with its API
@@ -834,7 +817,7 @@ func startDaemon(st *sideT, l *lab.Lab) *daemon {
 	if err != nil {
 		st.Fatalf("flowspan: %v", err)
 	}
-	d := &daemon{dir: dir, api: "unix:" + filepath.Join(dir, "api.sock"), out: &syncBuffer{}, lab: l}
+	d := &daemon{dir: dir, api: "unix:" + filepath.Join(dir, "api.sock"), out: &lab.Buffer{}, lab: l}
 	st.Cleanup(func() {
 		d.stop()
 		if st.Failed() {

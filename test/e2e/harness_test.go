@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,24 +89,6 @@ func mustFlowspan(t *testing.T, apiAddr string, args ...string) string {
 	return r.stdout
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // daemon is a running "flowspan serve".
 type daemon struct {
 	t      *testing.T
@@ -117,7 +98,7 @@ type daemon struct {
 	state  string
 	extra  []string
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *lab.Buffer
 	exited chan error
 }
 
@@ -173,7 +154,7 @@ func (d *daemon) start() {
 	d.cmd = exec.Command(flowspanBin, args...)
 	d.cmd.Env = os.Environ()
 	if d.out == nil {
-		d.out = &lockedBuffer{}
+		d.out = &lab.Buffer{}
 	}
 	fmt.Fprintf(d.out, "=== flowspan %s\n", strings.Join(args, " "))
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out

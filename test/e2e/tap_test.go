@@ -17,14 +17,14 @@ import (
 // tapProc is a running "flowspan tap".
 type tapProc struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
-	errOut *lockedBuffer
+	out    *lab.Buffer
+	errOut *lab.Buffer
 	done   chan error
 }
 
 func (e *env) startTap(args ...string) *tapProc {
 	e.t.Helper()
-	p := &tapProc{out: &lockedBuffer{}, errOut: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &tapProc{out: &lab.Buffer{}, errOut: &lab.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(flowspanBin, append([]string{"tap", "--api", e.api}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errOut
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -36,7 +37,7 @@ type Capture struct {
 	port     string
 	file     string
 	cmd      *exec.Cmd
-	stderr   *lockedBuffer
+	stderr   *Buffer
 	once     sync.Once
 	waitExit chan error
 	pkts     []Packet
@@ -81,7 +82,7 @@ func (l *Lab) startCapture(port string, dir Direction) (*Capture, error) {
 		return nil, err
 	}
 	f.Close()
-	c := &Capture{port: port, file: f.Name(), stderr: &lockedBuffer{}}
+	c := &Capture{port: port, file: f.Name(), stderr: &Buffer{}}
 	c.cmd = exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", iface, "-n", "-U", "-s", "0",
 		"--immediate-mode", "-B", "16384", "-Z", "root", "-Q", q, "-w", c.file)
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -196,18 +197,25 @@ func (c *Capture) stop() ([]Packet, error) {
 	return c.pkts, c.err
 }
 
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent use: give it to a process
+// as its stdout/stderr and read it while the process runs.
+type Buffer struct {
 	mu sync.Mutex
-	b  strings.Builder
+	b  bytes.Buffer
 }
 
-func (b *lockedBuffer) WriteLine(s string) {
+// Write implements io.Writer.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	b.b.WriteString(s + "\n")
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+// WriteLine appends s and a newline.
+func (b *Buffer) WriteLine(s string) { _, _ = b.Write([]byte(s + "\n")) }
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
