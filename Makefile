@@ -46,13 +46,22 @@ conformance: deps
 test-unit:
 	$(GO) test -short -race -count=1 ./...
 
-## fuzz: each native fuzz target for a short, fixed time
+## fuzz: each native fuzz target for a short, fixed time. A failure with an input (written
+## under testdata/fuzz) fails at once; a fuzzing-engine failure without one (a worker that
+## died or timed out under load) is shown in full and tried once more.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
 	    echo "fuzz: $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || { echo "fuzz: $$f failed"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; exit 1; }; \
+	    log=$$(mktemp); \
+	    if ! $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >$$log 2>&1; then \
+	      cat $$log; \
+	      if grep -q "Failing input written to" $$log; then echo "fuzz: $$f found a failing input"; rm -f $$log; exit 1; fi; \
+	      echo "fuzz: $$f: the fuzzing engine failed without an input; trying once more"; \
+	      $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || { rm -f $$log; exit 1; }; \
+	    fi; \
+	    rm -f $$log; \
 	  done; \
 	done
 
