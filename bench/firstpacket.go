@@ -201,15 +201,7 @@ func startFreshMACs(t lab.T, h1, h2 *lab.Host) (stop func()) {
 	}
 	quit := make(chan struct{})
 	done := make(chan struct{}, 2)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			if _, _, err := rc.ReadFromUDP(buf); err != nil {
-				done <- struct{}{}
-				return
-			}
-		}
-	}()
+	go drainUDP(rc, done)
 	go func() {
 		to := &unix.SockaddrLinklayer{Ifindex: ifindex, Halen: 6}
 		for i := uint32(1); ; i++ {
@@ -278,15 +270,7 @@ func startTicker(t lab.T, h1, h2 *lab.Host) (stop func()) {
 	}
 	quit := make(chan struct{})
 	done := make(chan struct{}, 2)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			if _, _, err := rc.ReadFromUDP(buf); err != nil {
-				done <- struct{}{}
-				return
-			}
-		}
-	}()
+	go drainUDP(rc, done)
 	go func() {
 		to := net.UDPAddrFromAddrPort(dst)
 		payload := make([]byte, 32)
@@ -386,4 +370,16 @@ func drainCopies(fd int, port uint16, quiet time.Duration) int {
 		}
 	}
 	return n
+}
+
+// drainUDP reads and discards datagrams until conn is closed, then signals
+// done.
+func drainUDP(conn *net.UDPConn, done chan<- struct{}) {
+	buf := make([]byte, 2048)
+	for {
+		if _, _, err := conn.ReadFromUDP(buf); err != nil {
+			done <- struct{}{}
+			return
+		}
+	}
 }
