@@ -52,6 +52,9 @@ func (d *daemon) start() error {
 	d.cmd = exec.Command(d.bin, "serve", "--ovsdb", d.lab.DBEndpoint(), "--api", d.api,
 		"--state", filepath.Join(d.dir, "state.json"), "--metrics", "")
 	d.cmd.Env = d.lab.Env()
+	if lvl := os.Getenv("FLOWSPAN_LOG_LEVEL"); lvl != "" {
+		d.cmd.Env = append(d.cmd.Env, "FLOWSPAN_LOG_LEVEL="+lvl)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
@@ -101,6 +104,14 @@ func (d *daemon) stop() {
 	case <-time.After(10 * time.Second):
 		_ = d.cmd.Process.Kill()
 		d.exited <- <-d.exited
+	}
+	// FLOWSPAN_BENCH_DAEMON_LOG=FILE appends the daemon's log there, to see
+	// where a measured operation spent its time.
+	if f := os.Getenv("FLOWSPAN_BENCH_DAEMON_LOG"); f != "" {
+		if w, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			_, _ = w.WriteString(d.out.String())
+			w.Close()
+		}
 	}
 }
 
