@@ -72,11 +72,7 @@ func MACFlows(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntr
 	if cfg.HostEgress != nil {
 		return nil, nil
 	}
-	c := &compiler{cfg: cfg, facts: facts, vlans: map[string]portVLAN{}, filters: map[string]Match{}}
-	if err := c.setup(); err != nil {
-		return nil, err
-	}
-	plans, err := c.plan(mirrors)
+	c, plans, err := planMirrors(cfg, mirrors, facts)
 	if err != nil {
 		return nil, err
 	}
@@ -111,4 +107,78 @@ func MACFlows(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntr
 		})
 	}
 	return out, nil
+}
+
+// planMirrors sets up a compiler for facts and plans mirrors on it.
+func planMirrors(cfg Config, mirrors []Mirror, facts BridgeFacts) (*compiler, []*mirrorPlan, error) {
+	c := &compiler{cfg: cfg, facts: facts, vlans: map[string]portVLAN{}, filters: map[string]Match{}}
+	if err := c.setup(); err != nil {
+		return nil, nil, err
+	}
+	plans, err := c.plan(mirrors)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, plans, nil
+}
+
+// SplitMACEntries divides MAC table entries into those the shadow MAC
+// table must hold when the pipeline starts for mirrors' copies to be exact
+// (now), and those whose absence changes no copy decision of these mirrors
+// (later). Without its entry, a packet to MAC D is predicted as a flood in
+// its VLAN v; with it, as sent to D's port X. The two give the same copies
+// when, for every mirror with egress selections, the egress ports that
+// carry v are X or none, and X is selected only if it carries v: a flood
+// from another port is then copied exactly when a packet to X would be, and
+// one from X itself (which NORMAL drops) by neither. The only difference
+// is the counters: such a copy counts for the mirror's flood selection
+// instead of X's egress selection.
+//
+// Seeding now first and later right after (two bundles) puts a new
+// pipeline in place without waiting for a large MAC table to be installed;
+// later entries matter again as soon as the mirrors change, so seed them
+// before any other change. The split depends only on the mirrors' egress
+// ports and VLANs, not on filters.
+func SplitMACEntries(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntry) (now, later []MACEntry, err error) {
+	if cfg.HostEgress != nil {
+		return nil, nil, nil
+	}
+	c, plans, err := planMirrors(cfg, mirrors, facts)
+	if err != nil {
+		return nil, nil, err
+	}
+	type egressPort struct {
+		ofport uint32
+		pv     portVLAN
+	}
+	var egress [][]egressPort
+	for _, p := range plans {
+		if !p.status.Active || len(p.egress) == 0 {
+			continue
+		}
+		ports := make([]egressPort, len(p.egress))
+		for i, eg := range p.egress {
+			ports[i] = egressPort{eg.OFPort, c.vlans[eg.Name]}
+		}
+		egress = append(egress, ports)
+	}
+	deferrable := func(e MACEntry) bool {
+		for _, ports := range egress {
+			for _, eg := range ports {
+				carries := eg.pv.includes(e.VLAN)
+				if eg.ofport == e.Port && !carries || eg.ofport != e.Port && carries {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for _, e := range entries {
+		if deferrable(e) {
+			later = append(later, e)
+		} else {
+			now = append(now, e)
+		}
+	}
+	return now, later, nil
 }
