@@ -133,7 +133,12 @@ func (d desiredController) matches(ct *vswitchd.Controller) bool {
 // Calling it again with the same mode changes nothing; with another mode
 // it switches mode and keeps the original record. Other controllers are
 // never modified.
-func (c *Client) TakeOver(ctx context.Context, bridge string, mode Mode) (string, error) {
+//
+// Ports named in isolate are isolated (see IsolatePort) in the same
+// transaction, so that ovs-vswitchd reconfigures the bridge once: a
+// mirror's output port stops receiving NORMAL's traffic no later than the
+// controller target appears.
+func (c *Client) TakeOver(ctx context.Context, bridge string, mode Mode, isolate ...string) (string, error) {
 	what := fmt.Sprintf("bridge %q: take over", bridge)
 	var (
 		want       desiredController
@@ -236,12 +241,22 @@ func (c *Client) TakeOver(ctx context.Context, bridge string, mode Mode) (string
 		drop = append(drop, u)
 	}
 
-	if keep != "" && len(drop) == 0 && len(updFields) == 0 && maps.Equal(ext, br.ExternalIDs) {
-		return dial, nil // already handed over in this mode
-	}
-
 	var ops []libovsdb.Operation
 	var check []int
+	for _, port := range isolate {
+		iops, err := c.isolateOps(v, bridge, port)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", what, err)
+		}
+		if len(iops) > 0 {
+			check = append(check, len(ops))
+			ops = append(ops, iops...)
+		}
+	}
+	isolated := len(ops) > 0
+	if keep != "" && len(drop) == 0 && len(updFields) == 0 && maps.Equal(ext, br.ExternalIDs) && !isolated {
+		return dial, nil // already handed over in this mode
+	}
 	if keep == "" {
 		ct := &vswitchd.Controller{
 			UUID:            "flowspan_ctrl",
@@ -283,6 +298,9 @@ func (c *Client) TakeOver(ctx context.Context, bridge string, mode Mode) (string
 	}
 	if _, err := c.transact(ctx, what, ops, check...); err != nil {
 		return "", err
+	}
+	if isolated {
+		c.log.WithField("bridge", bridge).WithField("ports", isolate).WithField("vlan", c.cfg.IsolationVLAN).Info("ports isolated from NORMAL")
 	}
 	c.log.WithField("bridge", bridge).WithField("mode", modeName).WithField("target", want.target).
 		Info("bridge handed over to flowspan")

@@ -757,3 +757,48 @@ func TestLabInternalPortKeptUp(t *testing.T) {
 		t.Errorf("fsmir1 left on the bridge: %s", out)
 	}
 }
+
+// TakeOver with ports to isolate does both in one transaction: one OVSDB
+// change, after which the controller row and the isolated port are there
+// together; a port name that does not exist fails and changes nothing.
+func TestLabTakeOverIsolating(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t)
+	l.AddBridge(t, "br0")
+	l.AddInternalPort(t, "br0", "out0", 7)
+	c := dialLab(t, l)
+	ctx := testCtx(t)
+	before := listBridge(t, l, "br0")
+	tagBefore := strings.TrimSpace(l.MustVsctl(t, "get", "Port", "out0", "tag"))
+
+	if _, err := c.TakeOver(ctx, "br0", ovsdb.ServiceMode{}, "out0", "nope"); !errors.Is(err, ovsdb.ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("take over isolating a missing port: %v, want ErrNotFound naming it", err)
+	}
+	if got := listBridge(t, l, "br0"); got != before {
+		t.Fatalf("failed take over changed the bridge:\n%s\nwas:\n%s", got, before)
+	}
+	if tag := strings.TrimSpace(l.MustVsctl(t, "get", "Port", "out0", "tag")); tag != tagBefore {
+		t.Fatalf("failed take over changed out0's tag to %s", tag)
+	}
+
+	if _, err := c.TakeOver(ctx, "br0", ovsdb.ServiceMode{}, "out0"); err != nil {
+		t.Fatal(err)
+	}
+	// Both changes are visible in the same committed state.
+	if tag := strings.TrimSpace(l.MustVsctl(t, "get", "Port", "out0", "tag")); tag != "4095" {
+		t.Errorf("out0 tag %s after take over, want 4095", tag)
+	}
+	if ct := l.MustVsctl(t, "get-controller", "br0"); !strings.Contains(ct, "br0.flowspan") {
+		t.Errorf("controllers %q after take over, want the flowspan target", ct)
+	}
+	if err := c.Release(ctx, "br0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UnisolatePort(ctx, "br0", "out0"); err != nil {
+		t.Fatal(err)
+	}
+	waitSameBridge(t, l, "br0", before)
+	if tag := strings.TrimSpace(l.MustVsctl(t, "get", "Port", "out0", "tag")); tag != tagBefore {
+		t.Errorf("out0 tag %s after release, want %s", tag, tagBefore)
+	}
+}

@@ -382,18 +382,39 @@ func (c *Client) RemovePort(ctx context.Context, bridge, name string) error {
 // UnisolatePort. Isolating an isolated port is a no-op.
 func (c *Client) IsolatePort(ctx context.Context, bridge, port string) error {
 	what := fmt.Sprintf("bridge %q: port %q", bridge, port)
-	_, _, p, err := c.bridgeAndPort(ctx, bridge, port)
+	v, err := c.read(ctx)
 	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	ops, err := c.isolateOps(v, bridge, port)
+	if err != nil || len(ops) == 0 {
 		return err
 	}
+	if _, err := c.transact(ctx, what, ops, 0); err != nil {
+		return err
+	}
+	c.log.WithField("bridge", bridge).WithField("port", port).WithField("vlan", c.cfg.IsolationVLAN).Info("port isolated from NORMAL")
+	return nil
+}
+
+// isolateOps returns the operations that isolate port (see IsolatePort),
+// none when it is isolated already. The first operation updates the port
+// row (its count must be 1).
+func (c *Client) isolateOps(v *view, bridge, port string) ([]libovsdb.Operation, error) {
+	what := fmt.Sprintf("bridge %q: port %q", bridge, port)
+	br := v.bridges[bridge]
+	if br == nil {
+		return nil, fmt.Errorf("bridge %q: %w", bridge, ErrNotFound)
+	}
+	p := v.portByName(br, port)
 	if p == nil {
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	tag := int(c.cfg.IsolationVLAN)
 	mode := vswitchd.PortVLANModeAccess
 	_, isolated := p.ExternalIDs[keyIsolated]
 	if isolated && p.Tag != nil && *p.Tag == tag && p.VLANMode != nil && *p.VLANMode == mode && len(p.Trunks) == 0 {
-		return nil
+		return nil, nil
 	}
 	ext := maps.Clone(p.ExternalIDs)
 	if ext == nil {
@@ -414,13 +435,9 @@ func (c *Client) IsolatePort(ctx context.Context, bridge, port string) error {
 	np := &vswitchd.Port{UUID: p.UUID, Tag: &tag, VLANMode: &mode, Trunks: []int{}}
 	ops, err := c.portOps(p, np, ext)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if _, err := c.transact(ctx, what, ops, 0); err != nil {
-		return err
-	}
-	c.log.WithField("bridge", bridge).WithField("port", port).WithField("vlan", tag).Info("port isolated from NORMAL")
-	return nil
+	return ops, nil
 }
 
 // UnisolatePort restores the tag, vlan_mode and trunks IsolatePort
