@@ -139,8 +139,8 @@ func (a *ovsdbAdapter) UnisolatePort(ctx context.Context, bridge, name string) e
 // TakeOver implements Handover. A passive unix: target is returned once
 // ovs-vswitchd created its socket (bounded wait), so the first dial
 // succeeds instead of costing the controller's reconnect backoff.
-func (a *ovsdbAdapter) TakeOver(ctx context.Context, bridge string) (string, error) {
-	target, err := a.cl.TakeOver(ctx, bridge, a.mode)
+func (a *ovsdbAdapter) TakeOver(ctx context.Context, bridge string, isolate ...string) (string, error) {
+	target, err := a.cl.TakeOver(ctx, bridge, a.mode, isolate...)
 	if err == nil {
 		waitSocket(ctx, target, socketWait)
 	}
@@ -392,32 +392,6 @@ func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Pr
 		return out
 	}
 	return prog, nil
-}
-
-var _ MACSeeder = flowsCompiler{}
-
-// MACFlows implements MACSeeder with flows.ParseFDBShow and flows.MACFlows.
-func (c flowsCompiler) MACFlows(mirrors []CompileMirror, b Bridge, fdbShow string) ([]FlowEntry, error) {
-	entries, err := flows.ParseFDBShow(fdbShow)
-	if err != nil {
-		return nil, fmt.Errorf("bridge %s: %w", b.Name, err)
-	}
-	if len(entries) == 0 {
-		return nil, nil
-	}
-	in := make([]flows.Mirror, len(mirrors))
-	for i, m := range mirrors {
-		in[i] = toFlowsMirror(m.Spec, m.ID)
-	}
-	fl, err := flows.MACFlows(c.cfg, in, flowsFacts(b), entries)
-	if err != nil {
-		return nil, fmt.Errorf("bridge %s: seeding MAC table: %w", b.Name, err)
-	}
-	out := make([]FlowEntry, len(fl))
-	for i, f := range fl {
-		out[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Flow: compiledFlow{f}}
-	}
-	return out, nil
 }
 
 func flowsFacts(b Bridge) flows.BridgeFacts {

@@ -98,7 +98,9 @@ type Handover interface {
 	// TakeOver adds flowspan's controller target to bridge and returns the
 	// target the controller must dial ("" when the switch connects to
 	// flowspan's listener, in controller mode).
-	TakeOver(ctx context.Context, bridge string) (dial string, err error)
+	// Ports in isolate are isolated from NORMAL (as by IsolatePort) in the
+	// same change, so the switch is reconfigured once.
+	TakeOver(ctx context.Context, bridge string, isolate ...string) (dial string, err error)
 	// Release restores the bridge's previous controllers and fail mode.
 	Release(ctx context.Context, bridge string) error
 }
@@ -348,13 +350,16 @@ type MACTableReader interface {
 }
 
 // MACSeeder is implemented by compilers whose pipeline keeps a shadow MAC
-// table (NewFlowsCompiler). After a full sync the Manager seeds it from the
+// table (NewFlowsCompiler). At a full sync the Manager seeds it from the
 // bridge's own MAC table so that egress to hosts NORMAL already knows is
 // not predicted as a flood until they send again.
 type MACSeeder interface {
-	// MACFlows returns the flows seeding the shadow MAC table from fdbShow
-	// (ovs-appctl fdb/show output) for mirrors on b. They are learned-flow
-	// entries (generation 0, expiring like the bridge's entries): the
-	// Manager installs them once and does not track them.
-	MACFlows(mirrors []CompileMirror, b Bridge, fdbShow string) ([]FlowEntry, error)
+	// MACSeeds returns the flows seeding the shadow MAC table from fdbShow
+	// (ovs-appctl fdb/show output) for mirrors on b, in two parts: now,
+	// the entries without which some copy would differ from NORMAL's
+	// forwarding (installed with the pipeline, in its bundle), and later,
+	// the rest (installed right after, before any other change). They are
+	// learned-flow entries (generation 0, expiring like the bridge's
+	// entries): the Manager installs them once and does not track them.
+	MACSeeds(mirrors []CompileMirror, b Bridge, fdbShow string) (now, later []FlowEntry, err error)
 }

@@ -442,11 +442,23 @@ func (o *fakeOVSDB) UnisolatePort(_ context.Context, bridge, name string) error 
 	return nil
 }
 
-func (o *fakeOVSDB) TakeOver(_ context.Context, bridge string) (string, error) {
+func (o *fakeOVSDB) TakeOver(_ context.Context, bridge string, isolate ...string) (string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	for _, name := range isolate { // all or nothing, like one transaction
+		if _, ok := o.bridges[bridge].Ports[name]; !ok {
+			return "", fmt.Errorf("port %q: not found", name)
+		}
+	}
+	entry := "takeover " + bridge
+	for _, name := range isolate {
+		p := o.bridges[bridge].Ports[name]
+		p.Isolated = true
+		o.bridges[bridge].Ports[name] = p
+		entry += " isolating " + name
+	}
 	o.takenOver[bridge] = true
-	o.log = append(o.log, "takeover "+bridge)
+	o.log = append(o.log, entry)
 	return "unix:/run/" + bridge + ".flowspan", nil
 }
 

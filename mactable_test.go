@@ -22,18 +22,23 @@ import (
 // "PORT VLAN MAC AGE" of the fdb/show text becomes one learned flow.
 type seedingCompiler struct{ fakeCompiler }
 
-func (seedingCompiler) MACFlows(mirrors []CompileMirror, b Bridge, fdb string) ([]FlowEntry, error) {
-	var out []FlowEntry
+// MACSeeds puts entries on port 1 in later, the others in now.
+func (seedingCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdb string) (now, later []FlowEntry, err error) {
 	for _, line := range strings.Split(fdb, "\n") {
 		f := strings.Fields(line)
 		if len(f) != 4 || f[0] == "port" {
 			continue
 		}
 		match := "dl_vlan=" + f[1] + ",dl_dst=" + f[2]
-		out = append(out, FlowEntry{Table: 9, Priority: 10, Cookie: fakeCookies.App, Match: match,
-			Flow: fakeFlow{"learned," + match + " actions=load:" + f[0], "load:" + f[0]}})
+		e := FlowEntry{Table: 9, Priority: 10, Cookie: fakeCookies.App, Match: match,
+			Flow: fakeFlow{"learned," + match + " actions=load:" + f[0], "load:" + f[0]}}
+		if f[0] == "1" {
+			later = append(later, e)
+		} else {
+			now = append(now, e)
+		}
 	}
-	return out, nil
+	return now, later, nil
 }
 
 // fakeMACTable returns text (or err) and counts calls per bridge.
@@ -101,8 +106,9 @@ func learnedFlows(sw *fakeSwitch) []string {
 }
 
 // TestMACTableSeededOnFullSync: taking a bridge over and every reconnect
-// seed the shadow MAC table from the bridge's, in the full-sync bundle after
-// the pipeline; incremental changes leave the seeded flows alone.
+// seed the shadow MAC table from the bridge's: the entries needed at once
+// in the full-sync bundle after the pipeline, the others in a second
+// bundle right after; incremental changes leave the seeded flows alone.
 func TestMACTableSeededOnFullSync(t *testing.T) {
 	e := newEnv(t)
 	macs := &fakeMACTable{text: fdbText}
@@ -118,14 +124,17 @@ func TestMACTableSeededOnFullSync(t *testing.T) {
 		t.Fatalf("seeded flows after take-over:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	sw.mu.Lock()
-	if len(sw.applies) != 1 {
-		t.Fatalf("%d bundles for the first mirror, want 1 (pipeline and seed together)", len(sw.applies))
+	if len(sw.applies) != 2 {
+		t.Fatalf("%d bundles for the first mirror, want 2 (pipeline and urgent seeds, then the rest)", len(sw.applies))
 	}
-	first := sw.applies[0]
+	first, second := sw.applies[0], sw.applies[1]
 	sw.mu.Unlock()
-	if n := len(first.Add); n != 5 || !strings.HasPrefix(first.Add[3].Flow.String(), "learned,") ||
+	if n := len(first.Add); n != 4 || !strings.Contains(first.Add[3].Flow.String(), "learned,dl_vlan=0,dl_dst=02:00:00:00:00:02") ||
 		strings.HasPrefix(first.Add[2].Flow.String(), "learned,") {
-		t.Fatalf("full-sync bundle adds %d flows, want the 3 pipeline flows then the 2 seeded ones", n)
+		t.Fatalf("full-sync bundle adds %d flows, want the 3 pipeline flows then the urgent seed (port 2)", n)
+	}
+	if len(second.Add) != 1 || !strings.Contains(second.Add[0].Flow.String(), "02:00:00:00:00:01") || len(second.Delete)+len(second.DeleteCookies)+len(second.Modify) != 0 {
+		t.Fatalf("second bundle %+v, want only the deferred seed (port 1)", second)
 	}
 	if macs.numCalls("br0") != 1 || macs.numCalls("br1") != 0 {
 		t.Fatalf("fdb/show calls: %v", macs.calls)

@@ -581,30 +581,38 @@ func (m *Manager) compileFacts(b *bridgeState) Bridge {
 // isolateLocked isolates an existing output port from NORMAL, recording its
 // VLAN settings first when it has any.
 func (m *Manager) isolateLocked(ctx context.Context, bridge string, p Port) error {
-	key := bridge + "\x00" + p.Name
-	_, had := m.isolated[key]
-	if !had && (p.Tag != 0 || len(p.Trunks) > 0 || p.VLANMode != "") {
-		m.isolated[key] = isolatedPort{Bridge: bridge, Port: p.Name, Tag: p.Tag, Trunks: slices.Clone(p.Trunks), VLANMode: p.VLANMode}
-	}
+	forget := m.recordIsolationLocked(bridge, p)
 	if err := m.cfg.OVSDB.IsolatePort(ctx, bridge, p.Name); err != nil {
-		if !had {
-			delete(m.isolated, key)
-		}
+		forget()
 		return err
 	}
 	return nil
+}
+
+// recordIsolationLocked records the VLAN settings of a port about to be
+// isolated (when it has any and they are not recorded yet); forget undoes
+// that when the isolation fails.
+func (m *Manager) recordIsolationLocked(bridge string, p Port) (forget func()) {
+	key := bridge + "\x00" + p.Name
+	if _, had := m.isolated[key]; had || (p.Tag == 0 && len(p.Trunks) == 0 && p.VLANMode == "") {
+		return func() {}
+	}
+	m.isolated[key] = isolatedPort{Bridge: bridge, Port: p.Name, Tag: p.Tag, Trunks: slices.Clone(p.Trunks), VLANMode: p.VLANMode}
+	return func() { delete(m.isolated, key) }
 }
 
 // applyLocked compiles mirrors and applies them to sw in one bundle: a
 // full sync with a new generation if b is not synced, else the diff against
 // the installed flows. On error the switch is unchanged and so is b.
 func (m *Manager) applyLocked(ctx context.Context, b *bridgeState, sw Switch, mirrors []*mirror) (Program, error) {
-	return m.applyCompiledLocked(ctx, b, sw, mirrors, nil, 0)
+	return m.applyCompiledLocked(ctx, b, sw, mirrors, nil, 0, nil)
 }
 
 // applyCompiledLocked is applyLocked reusing pre when it was compiled for
-// generation preGen and no full sync is needed.
-func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Switch, mirrors []*mirror, pre *Program, preGen uint8) (Program, error) {
+// generation preGen and no full sync is needed, and, for a full sync, the
+// MAC table read started by readMACTable (nil: read it now).
+func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Switch, mirrors []*mirror, pre *Program, preGen uint8,
+	fdb <-chan fdbResult) (Program, error) {
 	if b.synced {
 		var prog Program
 		if pre != nil && preGen == b.gen {
@@ -629,7 +637,9 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	// the same match in place).
 	cl := m.cfg.Compiler.Cookies()
 	start := time.Now()
-	fdb := m.readMACTable(ctx, b.name) // in parallel with the flow stats and the compile
+	if fdb == nil {
+		fdb = m.readMACTable(ctx, b.name) // in parallel with the flow stats and the compile
+	}
 	stats, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
 	tStats := time.Since(start)
 	if err != nil {
@@ -650,9 +660,10 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	ch := Changes{Add: prog.Flows}
 	fdbRes := <-fdb
 	tMACs := time.Since(start)
-	if seed := m.macFlowsLocked(b, mirrors, fdbRes); len(seed) > 0 {
+	seedNow, seedLater := m.macFlowsLocked(b, mirrors, fdbRes)
+	if len(seedNow) > 0 {
 		// After the pipeline in the same bundle; not tracked (learned flows).
-		ch.Add = append(slices.Clip(prog.Flows), seed...)
+		ch.Add = append(slices.Clip(prog.Flows), seedNow...)
 	}
 	var old []uint8
 	for g := range present {
@@ -668,9 +679,19 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	if err := sw.Apply(ctx, ch); err != nil {
 		return prog, fmt.Errorf("bridge %s: full sync: %w", b.name, err)
 	}
-	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old,
-		"ms_stats": ms(tStats), "ms_compiled": ms(tCompile), "ms_mac_table": ms(tMACs), "ms_applied": ms(time.Since(start))}).Info("full sync done")
+	tApplied := time.Since(start)
 	b.gen, b.synced, b.installed, b.sw, b.prog = gen, true, prog.Flows, sw, prog
+	if len(seedLater) > 0 {
+		// The rest of the MAC table: until it is in, only counters differ
+		// (see MACSeeder); it must be in before any other change.
+		if err := sw.Apply(ctx, Changes{Add: seedLater}); err != nil {
+			m.log.WithError(err).WithField("bridge", b.name).Warn("seeding the rest of the shadow MAC table failed: egress to those hosts is predicted as a flood until they send")
+		}
+	}
+	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old,
+		"macs_now": len(seedNow), "macs_later": len(seedLater),
+		"ms_stats": ms(tStats), "ms_compiled": ms(tCompile), "ms_mac_table": ms(tMACs), "ms_applied": ms(tApplied),
+		"ms_seeded": ms(time.Since(start))}).Info("full sync done")
 	return prog, nil
 }
 
@@ -704,12 +725,13 @@ func nextGeneration(cur uint8, present map[uint8]bool, mask uint8) uint8 {
 	return g
 }
 
-// takeOverLocked points b at flowspan and dials it (once).
-func (m *Manager) takeOverLocked(ctx context.Context, b *bridgeState) error {
+// takeOverLocked points b at flowspan and dials it (once), isolating the
+// ports in isolate in the same OVSDB change.
+func (m *Manager) takeOverLocked(ctx context.Context, b *bridgeState, isolate ...string) error {
 	if b.takenOver {
 		return nil
 	}
-	target, err := m.cfg.OVSDB.TakeOver(ctx, b.name)
+	target, err := m.cfg.OVSDB.TakeOver(ctx, b.name, isolate...)
 	if err != nil {
 		return fmt.Errorf("bridge %s: take over: %w", b.name, err)
 	}
@@ -873,12 +895,13 @@ func (m *Manager) readMACTable(ctx context.Context, bridge string) <-chan fdbRes
 	return out
 }
 
-// macFlowsLocked turns a MAC table read by readMACTable into seed flows;
-// failures only cost egress prediction accuracy and are logged.
-func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult) []FlowEntry {
+// macFlowsLocked turns a MAC table read by readMACTable into seed flows,
+// split as MACSeeder.MACSeeds splits them; failures only cost egress
+// prediction accuracy and are logged.
+func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult) (now, later []FlowEntry) {
 	seeder, ok := m.cfg.Compiler.(MACSeeder)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	log := m.log.WithField("bridge", b.name)
 	if r.err != nil {
@@ -887,25 +910,25 @@ func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult)
 				m.coldLogged[b.name] = true
 				log.WithError(r.err).Info("bridge MAC table not readable: egress prediction starts cold (hosts count as unknown until they send)")
 			}
-			return nil
+			return nil, nil
 		}
 		log.WithError(r.err).Warn("reading the bridge MAC table failed: egress prediction starts cold")
-		return nil
+		return nil, nil
 	}
 	if r.text == "" {
-		return nil
+		return nil, nil
 	}
 	in := make([]CompileMirror, len(mirrors))
 	for i, mi := range mirrors {
 		in[i] = CompileMirror{ID: mi.id, Spec: mi.spec}
 	}
-	seed, err := seeder.MACFlows(in, m.compileFacts(b), r.text)
+	now, later, err := seeder.MACSeeds(in, m.compileFacts(b), r.text)
 	if err != nil {
 		log.WithError(err).Warn("seeding the shadow MAC table failed: egress prediction starts cold")
-		return nil
+		return nil, nil
 	}
-	log.WithField("macs", len(seed)).Debug("shadow MAC table seeded from the bridge's")
-	return seed
+	log.WithField("macs", len(now)+len(later)).Debug("shadow MAC table seeded from the bridge's")
+	return now, later
 }
 
 // ms renders d in milliseconds for log fields.

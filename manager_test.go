@@ -708,7 +708,18 @@ func TestOutputIsolation(t *testing.T) {
 	if isolated() {
 		t.Fatal("failed add left the output isolated")
 	}
+	e.db.mu.Lock()
+	e.db.log = nil
+	e.db.mu.Unlock()
 	e.add(spec1())
+	e.db.mu.Lock()
+	ops := slices.Clone(e.db.log)
+	e.db.mu.Unlock()
+	// The first mirror on a bridge isolates its output in the take-over's
+	// transaction, not in a separate change.
+	if !slices.Contains(ops, "takeover br0 isolating mon") || slices.Contains(ops, "isolate mon") {
+		t.Fatalf("OVSDB operations of the first add: %q, want the isolation inside the take-over", ops)
+	}
 	s2 := spec1()
 	s2.Name, s2.Ports = "m2", []string{"p2"}
 	e.add(s2)

@@ -211,6 +211,11 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 
 	b := m.bridge(spec.Bridge)
 	wasTakenOver := b.takenOver
+	var fdb <-chan fdbResult
+	if !b.synced && !bridgeMissing {
+		// A full sync follows: read the bridge's MAC table meanwhile.
+		fdb = m.readMACTable(ctx, spec.Bridge)
+	}
 	mi := &mirror{spec: spec, origin: origin, id: m.allocIDLocked(spec.Bridge),
 		status: api.Status{State: api.StatePending, Detail: "not reconciled yet"}}
 	if bridgeMissing {
@@ -252,20 +257,25 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
 		}
 	}
+	// An existing output port is isolated from NORMAL: in the take-over's
+	// OVSDB transaction when the bridge is not taken over yet (one
+	// reconfiguration of ovs-vswitchd instead of two), else now.
+	var isolate []string
 	if out := spec.Output.Port; out != "" && !createsPort(spec) && needsIsolation(facts.Ports[out]) {
-		if err := m.isolateLocked(ctx, spec.Bridge, facts.Ports[out]); err != nil {
-			rollback()
-			return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
-		}
-		undo = append(undo, func() {
-			delete(m.isolated, spec.Bridge+"\x00"+out)
-			if err := m.cfg.OVSDB.UnisolatePort(bg, spec.Bridge, out); err != nil {
-				log.WithError(err).Warn("rollback: un-isolating output port failed")
+		if !b.takenOver {
+			forget := m.recordIsolationLocked(spec.Bridge, facts.Ports[out])
+			undo = append(undo, forget)
+			isolate = []string{out}
+		} else {
+			if err := m.isolateLocked(ctx, spec.Bridge, facts.Ports[out]); err != nil {
+				rollback()
+				return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
 			}
-		})
-		if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
-			rollback()
-			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+			undo = append(undo, m.unisolateUndo(bg, spec.Bridge, out, log))
+			if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+				rollback()
+				return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+			}
 		}
 	}
 	b.facts, b.dpid = facts, facts.DatapathID
@@ -282,8 +292,11 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		return nil, invalidf("mirror %q: %w", spec.Name, err)
 	}
 
-	if err := m.takeOverLocked(ctx, b); err != nil {
+	if err := m.takeOverLocked(ctx, b, isolate...); err != nil {
 		rollback()
+		if len(isolate) > 0 {
+			return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, isolate[0], err)
+		}
 		return nil, err
 	}
 	if !wasTakenOver {
@@ -292,6 +305,14 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 				log.WithError(err).Warn("rollback: releasing bridge failed")
 			}
 		})
+	}
+	if len(isolate) > 0 {
+		undo = append(undo, m.unisolateUndo(bg, spec.Bridge, isolate[0], log))
+		if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+			rollback()
+			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+		}
+		b.facts, b.dpid = facts, facts.DatapathID
 	}
 	sw, ok := m.cfg.Controller.Switch(b.dpid)
 	if !ok && !wasTakenOver {
@@ -303,7 +324,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			b.synced = false
 		}
 		pre := prog
-		prog, err = m.applyCompiledLocked(ctx, b, sw, mirrors, &pre, preGen)
+		prog, err = m.applyCompiledLocked(ctx, b, sw, mirrors, &pre, preGen, fdb)
 		if err != nil {
 			b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
 			rollback()
@@ -344,13 +365,26 @@ func tunnelSpec(t *api.Tunnel) *TunnelSpec {
 		ERSPANIdx: t.ERSPANIdx, ERSPANDir: t.ERSPANDir, ERSPANHwID: t.ERSPANHwID}
 }
 
+// unisolateUndo returns a rollback step that puts an isolated output port
+// back in NORMAL's VLANs.
+func (m *Manager) unisolateUndo(ctx context.Context, bridge, port string, log logrus.FieldLogger) func() {
+	return func() {
+		delete(m.isolated, bridge+"\x00"+port)
+		if err := m.cfg.OVSDB.UnisolatePort(ctx, bridge, port); err != nil {
+			log.WithError(err).Warn("rollback: un-isolating output port failed")
+		}
+	}
+}
+
 // waitSwitch polls the controller for the switch until it connects,
 // Config.ConnectTimeout passes or ctx ends.
 func (m *Manager) waitSwitch(ctx context.Context, dpid uint64) (Switch, bool) {
 	deadline := time.NewTimer(m.cfg.ConnectTimeout)
 	defer deadline.Stop()
 	// The switch usually connects within a few milliseconds of the
-	// take-over: poll often at first, then every 20 ms.
+	// take-over: poll every millisecond for 100 ms, then every 20 ms.
+	const fast = 100
+	polls := 0
 	interval := time.Millisecond
 	for {
 		if sw, ok := m.cfg.Controller.Switch(dpid); ok {
@@ -366,7 +400,9 @@ func (m *Manager) waitSwitch(ctx context.Context, dpid uint64) (Switch, bool) {
 			return nil, false
 		case <-poll.C:
 		}
-		interval = min(2*interval, 20*time.Millisecond)
+		if polls++; polls >= fast {
+			interval = 20 * time.Millisecond
+		}
 	}
 }
 
