@@ -32,7 +32,8 @@ type conn struct {
 	cause   error
 
 	wmu   sync.Mutex
-	wbuf  []byte
+	wq    []wseg // queued ahead of wbuf, in order
+	wbuf  []byte // small messages from send, coalesced after wq
 	wkick chan struct{}
 
 	done     chan struct{}
@@ -169,8 +170,17 @@ func (c *conn) lookup(xid uint32) *op {
 	return nil
 }
 
-// send queues bytes for the writer; concurrent senders are batched into one
-// write. Messages queued by one call are written contiguously.
+// wseg is a buffer queued for the writer. A buffer with ret belongs to its
+// sender: the writer hands it back on ret once written (never blocking; ret
+// must have room), so the sender can refill it. One without ret is the
+// writer's.
+type wseg struct {
+	b   []byte
+	ret chan<- []byte
+}
+
+// send queues a copy of b for the writer; concurrent senders are batched
+// into one write. Messages queued by one call are written contiguously.
 func (c *conn) send(b []byte) error {
 	select {
 	case <-c.done:
@@ -180,15 +190,45 @@ func (c *conn) send(b []byte) error {
 	c.wmu.Lock()
 	c.wbuf = append(c.wbuf, b...)
 	c.wmu.Unlock()
+	c.kick()
+	return nil
+}
+
+// sendOwned queues b without copying it, after everything queued so far;
+// once written, b is handed back on ret. The caller must not touch b until
+// then (if the connection closes first, b is never handed back).
+func (c *conn) sendOwned(b []byte, ret chan<- []byte) error {
+	select {
+	case <-c.done:
+		return fmt.Errorf("%w: %w", ErrDisconnected, c.closeCause())
+	default:
+	}
+	c.wmu.Lock()
+	if len(c.wbuf) > 0 {
+		c.wq = append(c.wq, wseg{b: c.wbuf})
+		c.wbuf = nil
+	}
+	c.wq = append(c.wq, wseg{b: b, ret: ret})
+	c.wmu.Unlock()
+	c.kick()
+	return nil
+}
+
+func (c *conn) kick() {
 	select {
 	case c.wkick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
+// writeLoop writes whatever is queued, in order, with one (vectored)
+// write per batch.
 func (c *conn) writeLoop() {
-	var spare []byte
+	var (
+		spare []byte // a written buffer of ours, reused for wbuf
+		segs  []wseg
+		bufs  net.Buffers
+	)
 	for {
 		select {
 		case <-c.done:
@@ -196,22 +236,39 @@ func (c *conn) writeLoop() {
 		case <-c.wkick:
 		}
 		c.wmu.Lock()
-		buf := c.wbuf
-		if len(buf) == 0 { // stale kick: keep the buffer, never alias spare
-			c.wmu.Unlock()
+		segs = append(segs[:0], c.wq...)
+		clear(c.wq)
+		c.wq = c.wq[:0]
+		if len(c.wbuf) > 0 { // a stale kick leaves an empty wbuf in place: never alias spare
+			segs = append(segs, wseg{b: c.wbuf})
+			c.wbuf, spare = spare[:0], nil
+		}
+		c.wmu.Unlock()
+		if len(segs) == 0 {
 			continue
 		}
-		c.wbuf = spare[:0]
-		c.wmu.Unlock()
-		if _, err := c.nc.Write(buf); err != nil {
+		bufs = bufs[:0]
+		for _, s := range segs {
+			bufs = append(bufs, s.b)
+		}
+		w := bufs // WriteTo consumes its receiver
+		if _, err := w.WriteTo(c.nc); err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return
 		}
-		if cap(buf) <= 1<<20 { // keep small buffers for reuse
-			spare = buf
-		} else {
-			spare = nil
+		for _, s := range segs {
+			switch {
+			case s.ret != nil:
+				select {
+				case s.ret <- s.b:
+				default:
+				}
+			case cap(s.b) <= 1<<20: // keep small buffers for reuse
+				spare = s.b
+			}
 		}
+		clear(segs)
+		clear(bufs)
 	}
 }
 
@@ -350,6 +407,11 @@ func (c *conn) sendWait(ctx context.Context, o *op, b []byte) error {
 		c.forget(o)
 		return err
 	}
+	return c.wait(ctx, o)
+}
+
+// wait waits for o (already sent) to complete; on ctx end o is abandoned.
+func (c *conn) wait(ctx context.Context, o *op) error {
 	if err := o.wait(ctx); err != nil {
 		c.forget(o)
 		return err

@@ -115,6 +115,8 @@ type Controller struct {
 	evOut chan Event
 
 	parse func([]byte) (*message, error) // parseMessage; tests inject panics
+
+	chunks chunkPool // Apply's encode buffers
 }
 
 // New returns a controller; it does nothing until Dial or Listen.

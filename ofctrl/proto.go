@@ -179,14 +179,25 @@ func errorMsg(xid uint32, typ, code uint16, data []byte) []byte {
 	return b
 }
 
+// appendHeader appends a body-less message.
+func appendHeader(dst []byte, typ uint8, xid uint32) []byte {
+	dst = append(dst, ofVersion, typ, 0, headerLen)
+	return binary.BigEndian.AppendUint32(dst, xid)
+}
+
 func bundleControlMsg(xid, id uint32, typ uint16) []byte {
-	b := newMsg(typeExperimenter, xid, 16)
-	binary.BigEndian.PutUint32(b[8:], onfExperimenter)
-	binary.BigEndian.PutUint32(b[12:], onfBundleControl)
-	binary.BigEndian.PutUint32(b[16:], id)
-	binary.BigEndian.PutUint16(b[20:], typ)
-	binary.BigEndian.PutUint16(b[22:], bundleFlagAtomic)
-	return b
+	return appendBundleControl(make([]byte, 0, headerLen+16), xid, id, typ)
+}
+
+// appendBundleControl appends an ONF bundle control message.
+func appendBundleControl(dst []byte, xid, id uint32, typ uint16) []byte {
+	dst = append(dst, ofVersion, typeExperimenter, 0, headerLen+16)
+	dst = binary.BigEndian.AppendUint32(dst, xid)
+	dst = binary.BigEndian.AppendUint32(dst, onfExperimenter)
+	dst = binary.BigEndian.AppendUint32(dst, onfBundleControl)
+	dst = binary.BigEndian.AppendUint32(dst, id)
+	dst = binary.BigEndian.AppendUint16(dst, typ)
+	return binary.BigEndian.AppendUint16(dst, bundleFlagAtomic)
 }
 
 // appendBundleAddFlowMod appends an ONF bundle-add wrapping fm, encoded

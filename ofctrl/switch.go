@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
@@ -137,9 +138,94 @@ func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.Flo
 	return nil
 }
 
-// applyChunk is how many bytes of bundle messages are queued at a time
-// while the rest are still being encoded.
-const applyChunk = 128 << 10
+const (
+	// applyChunk is how many bytes of bundle messages are encoded into a
+	// buffer before it is queued for writing.
+	applyChunk = 64 << 10
+	// chunkCap is a chunk buffer's capacity: applyChunk plus one message
+	// of any size, so encoding never grows it.
+	chunkCap = applyChunk + MaxFrame + 1
+	// applyChunks is how many chunk buffers one Apply cycles through: one
+	// being written, one queued, one being encoded. Memory per Apply stays
+	// at applyChunks*chunkCap however many flow mods it sends; when the
+	// switch reads slower than we encode (the usual case), Apply waits for
+	// a buffer to come back instead of queueing the whole bundle.
+	applyChunks = 3
+)
+
+// chunkPool keeps chunk buffers for reuse across Applies.
+type chunkPool struct{ p sync.Pool }
+
+func (p *chunkPool) get() []byte {
+	if b, ok := p.p.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, chunkCap)
+}
+
+func (p *chunkPool) put(b []byte) {
+	if cap(b) == chunkCap {
+		b = b[:0]
+		p.p.Put(&b)
+	}
+}
+
+// chunks is an Apply's set of chunk buffers: each is either with the
+// encoder or queued for the writer, which hands it back on free.
+type chunks struct {
+	pool *chunkPool
+	free chan []byte
+	out  int // buffers queued and not yet back
+}
+
+func newChunks(pool *chunkPool) *chunks {
+	return &chunks{pool: pool, free: make(chan []byte, applyChunks)}
+}
+
+// next returns an empty buffer: a new one while fewer than applyChunks
+// are out, otherwise the next one the writer hands back.
+func (cs *chunks) next(ctx context.Context, c *conn) ([]byte, error) {
+	select {
+	case b := <-cs.free:
+		cs.out--
+		return b[:0], nil
+	default:
+	}
+	if cs.out < applyChunks-1 {
+		return cs.pool.get(), nil
+	}
+	select {
+	case b := <-cs.free:
+		cs.out--
+		return b[:0], nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, fmt.Errorf("%w: %w", ErrDisconnected, c.closeCause())
+	}
+}
+
+// send queues b (which the caller gives up until next hands it back).
+func (cs *chunks) send(c *conn, b []byte) error {
+	if err := c.sendOwned(b, cs.free); err != nil {
+		return err
+	}
+	cs.out++
+	return nil
+}
+
+// release returns to the pool every buffer the writer has handed back;
+// any still queued are left to the garbage collector.
+func (cs *chunks) release() {
+	for {
+		select {
+		case b := <-cs.free:
+			cs.pool.put(b)
+		default:
+			return
+		}
+	}
+}
 
 func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.FlowMod) error {
 	n := len(mods)
@@ -163,6 +249,8 @@ func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.Fl
 		return fmt.Errorf("switch %016x: apply %d flow mods: %w", s.dpid, n, err)
 	}
 	lo := o.lo
+	cs := newChunks(&s.ctrl.chunks)
+	defer cs.release()
 	sent := false
 	abort := func(err error) error {
 		if sent {
@@ -171,30 +259,44 @@ func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.Fl
 		c.forget(o)
 		return fmt.Errorf("%w (bundle discarded, nothing changed)", err)
 	}
-	// Encode and queue in chunks so the switch parses while we encode.
-	buf := make([]byte, 0, applyChunk+MaxFrame)
-	buf = append(buf, bundleControlMsg(lo, id, bundleOpen)...)
+	// Encode straight into chunk buffers and queue each as it fills, so
+	// the switch parses while we encode; no message is copied after
+	// encoding.
+	buf := cs.pool.get()
+	buf = appendBundleControl(buf, lo, id, bundleOpen)
 	for i := range mods {
 		xid := lo + 1 + uint32(i)
 		var err error
 		// inner xid == bundle add xid
 		if buf, err = appendBundleAddFlowMod(buf, xid, id, mods[i]); err != nil {
+			cs.pool.put(buf)
 			return abort(fmt.Errorf("apply: %s: %w", describeFlowMod(i, n, mods[i]), err))
 		}
 		if len(buf) >= applyChunk {
 			if err := ctx.Err(); err != nil {
+				cs.pool.put(buf)
 				return abort(fmt.Errorf("switch %016x: apply %d flow mods: %w", s.dpid, n, err))
 			}
-			if err := c.send(buf); err != nil {
+			if err := cs.send(c, buf); err != nil {
 				c.forget(o)
 				return fmt.Errorf("switch %016x: apply %d flow mods: nothing changed: %w", s.dpid, n, err)
 			}
 			sent = true
-			buf = buf[:0]
+			if buf, err = cs.next(ctx, c); err != nil {
+				if errors.Is(err, ErrDisconnected) {
+					c.forget(o)
+					return fmt.Errorf("switch %016x: apply %d flow mods: nothing changed: %w", s.dpid, n, err)
+				}
+				return abort(fmt.Errorf("switch %016x: apply %d flow mods: %w", s.dpid, n, err))
+			}
 		}
 	}
-	buf = append(buf, newMsg(typeBarrierRequest, lo+uint32(n)+1, 0)...)
-	if err := c.sendWait(ctx, o, buf); err != nil {
+	buf = appendHeader(buf, typeBarrierRequest, lo+uint32(n)+1)
+	if err := cs.send(c, buf); err != nil {
+		c.forget(o)
+		return fmt.Errorf("switch %016x: apply %d flow mods: bundle discarded, nothing changed: %w", s.dpid, n, err)
+	}
+	if err := c.wait(ctx, o); err != nil {
 		if !errors.Is(err, ErrDisconnected) {
 			s.discard(c, id)
 		}

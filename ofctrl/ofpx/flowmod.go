@@ -115,48 +115,103 @@ func appendMatch(dst []byte, m *openflow13.Match) ([]byte, error) {
 
 func marshalMatchField(f *openflow13.MatchField) ([]byte, error) { return appendMatchField(nil, f) }
 
-// valueBytes returns the encoding of a match value or mask, without a copy
-// for this package's Bytes.
-func valueBytes(v util.Message) ([]byte, error) {
-	if b, ok := v.(*Bytes); ok {
-		return *b, nil
+// appendValue appends the encoding of a match value or mask: without
+// allocating for this package's Bytes and for the libOpenflow field types
+// whose value is exported (the same bytes as their MarshalBinary, which
+// allocates; TestAppendValueMatchesMarshalBinary), through MarshalBinary
+// for any other type.
+func appendValue(dst []byte, v util.Message) ([]byte, error) {
+	switch v := v.(type) {
+	case *Bytes:
+		return append(dst, *v...), nil
+	case *openflow13.EthTypeField:
+		return binary.BigEndian.AppendUint16(dst, v.EthType), nil
+	case *openflow13.VlanIdField:
+		return binary.BigEndian.AppendUint16(dst, v.VlanId), nil
+	case *openflow13.ArpOperField:
+		return binary.BigEndian.AppendUint16(dst, v.ArpOper), nil
+	case *openflow13.TcpFlagsField:
+		return binary.BigEndian.AppendUint16(dst, v.TcpFlags), nil
+	case *openflow13.InPortField:
+		return binary.BigEndian.AppendUint32(dst, v.InPort), nil
+	case *openflow13.MplsLabelField:
+		return binary.BigEndian.AppendUint32(dst, v.MplsLabel), nil
+	case *openflow13.MplsBosField:
+		return append(dst, v.MplsBos), nil
+	case *openflow13.TunnelIdField:
+		return binary.BigEndian.AppendUint64(dst, v.TunnelId), nil
+	case *openflow13.MetadataField:
+		return binary.BigEndian.AppendUint64(dst, v.Metadata), nil
+	case *openflow13.EthDstField:
+		return appendFixed(dst, 6, v.EthDst), nil
+	case *openflow13.EthSrcField:
+		return appendFixed(dst, 6, v.EthSrc), nil
+	case *openflow13.Ipv4SrcField:
+		return appendFixed(dst, 4, v.Ipv4Src.To4()), nil
+	case *openflow13.Ipv4DstField:
+		return appendFixed(dst, 4, v.Ipv4Dst.To4()), nil
+	case *openflow13.TunnelIpv4SrcField:
+		return appendFixed(dst, 4, v.TunnelIpv4Src.To4()), nil
+	case *openflow13.TunnelIpv4DstField:
+		return appendFixed(dst, 4, v.TunnelIpv4Dst.To4()), nil
+	case *openflow13.Ipv6SrcField:
+		return appendFixed(dst, 16, v.Ipv6Src), nil
+	case *openflow13.Ipv6DstField:
+		return appendFixed(dst, 16, v.Ipv6Dst), nil
 	}
-	return v.MarshalBinary()
+	b, err := v.MarshalBinary()
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// appendFixed appends n bytes: b truncated or zero-padded to n (what the
+// libOpenflow fields' make+copy does).
+func appendFixed(dst []byte, n int, b []byte) []byte {
+	dst, w := grow(dst, n)
+	copy(w, b)
+	return dst
 }
 
 func appendMatchField(dst []byte, f *openflow13.MatchField) ([]byte, error) {
+	start := len(dst)
 	if f.Value == nil {
 		return dst, fmt.Errorf("class 0x%04x field %d: no value", f.Class, f.Field)
-	}
-	v, err := valueBytes(f.Value)
-	if err != nil {
-		return dst, fmt.Errorf("class 0x%04x field %d: value: %w", f.Class, f.Field, err)
-	}
-	var m []byte
-	if f.HasMask {
-		if f.Mask == nil {
-			return dst, fmt.Errorf("class 0x%04x field %d: has-mask set but no mask", f.Class, f.Field)
-		}
-		if m, err = valueBytes(f.Mask); err != nil {
-			return dst, fmt.Errorf("class 0x%04x field %d: mask: %w", f.Class, f.Field, err)
-		}
-		if len(m) != len(v) {
-			return dst, fmt.Errorf("class 0x%04x field %d: mask has %d bytes, value %d", f.Class, f.Field, len(m), len(v))
-		}
-	}
-	payload := len(v) + len(m)
-	if len(v) == 0 || payload > 255 || f.Field > 0x7f {
-		return dst, fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
 	}
 	hdr := 4
 	if f.Class == 0xffff { // experimenter OXM carries its id in the payload
 		hdr = 8
-		payload += 4
-		if payload > 255 {
-			return dst, fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
+	}
+	// Header first (filled in below), then value and mask in place.
+	dst, _ = grow(dst, hdr)
+	dst, err := appendValue(dst, f.Value)
+	if err != nil {
+		return dst[:start], fmt.Errorf("class 0x%04x field %d: value: %w", f.Class, f.Field, err)
+	}
+	vlen := len(dst) - start - hdr
+	if f.HasMask {
+		if f.Mask == nil {
+			return dst[:start], fmt.Errorf("class 0x%04x field %d: has-mask set but no mask", f.Class, f.Field)
+		}
+		if dst, err = appendValue(dst, f.Mask); err != nil {
+			return dst[:start], fmt.Errorf("class 0x%04x field %d: mask: %w", f.Class, f.Field, err)
+		}
+		if mlen := len(dst) - start - hdr - vlen; mlen != vlen {
+			return dst[:start], fmt.Errorf("class 0x%04x field %d: mask has %d bytes, value %d", f.Class, f.Field, mlen, vlen)
 		}
 	}
-	dst, b := grow(dst, hdr)
+	payload := len(dst) - start - hdr
+	if vlen == 0 || payload > 255 || f.Field > 0x7f {
+		return dst[:start], fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
+	}
+	if hdr == 8 {
+		payload += 4
+		if payload > 255 {
+			return dst[:start], fmt.Errorf("class 0x%04x field %d: bad length %d", f.Class, f.Field, payload)
+		}
+	}
+	b := dst[start:]
 	binary.BigEndian.PutUint16(b, f.Class)
 	b[2] = f.Field << 1
 	if f.HasMask {
@@ -166,8 +221,7 @@ func appendMatchField(dst []byte, f *openflow13.MatchField) ([]byte, error) {
 		binary.BigEndian.PutUint32(b[4:], f.ExperimenterID)
 	}
 	b[3] = uint8(payload)
-	dst = append(dst, v...)
-	return append(dst, m...), nil
+	return dst, nil
 }
 
 // MarshalInstructions encodes an instruction list. Apply/write-actions
@@ -184,6 +238,17 @@ func appendInstructions(dst []byte, instrs []openflow13.Instruction) ([]byte, er
 		switch in := in.(type) {
 		case *openflow13.InstrActions:
 			dst, err = appendInstrActions(dst, in)
+		case *openflow13.InstrGotoTable:
+			// MarshalBinary's bytes without its allocations; the
+			// header's Length is checked like any other instruction's.
+			var b []byte
+			dst, b = grow(dst, 8)
+			binary.BigEndian.PutUint16(b, in.Type)
+			binary.BigEndian.PutUint16(b[2:], in.Length)
+			b[4] = in.TableId
+			if in.Length != 8 {
+				err = fmt.Errorf("instruction %T encodes 8 bytes, inconsistent with its length", in)
+			}
 		case nil:
 			err = fmt.Errorf("nil instruction")
 		default:

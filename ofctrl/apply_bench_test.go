@@ -1,0 +1,288 @@
+package ofctrl
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/contiv/libOpenflow/openflow13"
+
+	"github.com/flowspan/flowspan/ofctrl/ofpx"
+	"github.com/flowspan/flowspan/test/lab"
+)
+
+// benchSizes are the flow counts of `make bench` section 1.
+var benchSizes = []int{1000, 10000, 50000}
+
+// filterFlows returns n flow mods shaped like bench/flowspan_ofctrl.go's
+// (mirror filters): a UDP 5-tuple match built from libOpenflow match
+// fields, continuing to the next table.
+//
+//	table=2,priority=1000,cookie=0xb5000000000000NN,udp,nw_dst=10.X.Y.Z,tp_dst=P,actions=goto_table:3
+func filterFlows(n int) []*openflow13.FlowMod {
+	mods := make([]*openflow13.FlowMod, n)
+	for i := range mods {
+		fm := ofpx.NewFlowMod(ofpx.FlowAdd, 2)
+		fm.Priority = 1000
+		fm.Cookie = 0xb5<<56 | uint64(i)
+		fm.Match.AddField(*openflow13.NewEthTypeField(0x0800))
+		fm.Match.AddField(*openflow13.NewIpProtoField(17))
+		fm.Match.AddField(*openflow13.NewIpv4DstField(net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)), nil))
+		fm.Match.AddField(*openflow13.NewUdpDstField(uint16(1000 + i%1000)))
+		fm.AddInstruction(openflow13.NewInstrGotoTable(3))
+		mods[i] = fm
+	}
+	return mods
+}
+
+// sinkSwitch accepts one controller connection on a unix socket, does the
+// handshake, then reads everything without keeping it, answering bundle
+// open/commit/discard, barriers and echo requests. It allocates nothing per
+// message, so allocations measured around Apply are the controller's.
+func sinkSwitch(b *testing.B, dpid uint64) (*Switch, func()) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "sink.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := New(Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := c.Dial(ctx, "unix:"+path); err != nil {
+		b.Fatal(err)
+	}
+	nc, err := ln.Accept()
+	ln.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- runSink(nc, dpid) }()
+	sw, err := c.Switch(ctx, dpid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sw, func() {
+		cancel()
+		c.Close()
+		nc.Close()
+		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			b.Errorf("sink: %v", err)
+		}
+	}
+}
+
+func runSink(nc net.Conn, dpid uint64) error {
+	br := bufio.NewReaderSize(nc, 64<<10)
+	reply := make([]byte, 0, 64)
+	for {
+		h, err := br.Peek(headerLen)
+		if err != nil {
+			return err
+		}
+		l := int(binary.BigEndian.Uint16(h[2:]))
+		if l < headerLen {
+			return fmt.Errorf("frame length %d", l)
+		}
+		typ := h[1]
+		if typ != typeHello && typ != typeFeaturesRequest && typ != typeBarrierRequest &&
+			typ != typeEchoRequest && !(typ == typeExperimenter && l == 24) {
+			if _, err := br.Discard(l); err != nil {
+				return err
+			}
+			continue
+		}
+		f, err := br.Peek(l)
+		if err != nil {
+			return err
+		}
+		reply = append(reply[:0], f...)
+		if _, err := br.Discard(l); err != nil {
+			return err
+		}
+		switch typ {
+		case typeHello:
+			reply = helloMsg(1)
+		case typeFeaturesRequest:
+			reply = featuresReply(frameXID(f), dpid)
+		case typeBarrierRequest:
+			reply[1] = typeBarrierReply
+		case typeEchoRequest:
+			reply[1] = typeEchoReply
+		case typeExperimenter:
+			if binary.BigEndian.Uint32(reply[12:]) != onfBundleControl {
+				continue
+			}
+			reply[21]++ // OPEN→OPEN_REPLY, COMMIT→COMMIT_REPLY, DISCARD→DISCARD_REPLY
+		}
+		if _, err := nc.Write(reply); err != nil {
+			return err
+		}
+	}
+}
+
+// BenchmarkApplySink measures the controller's side of Apply alone:
+// encoding, queueing and writing N bundled flow mods to a switch that
+// reads and discards them (ns/op, B/op and allocs/op are the
+// controller's; the sink allocates nothing per message).
+//
+//	go test -run='^$' -bench=BenchmarkApplySink -benchmem ./ofctrl/
+func BenchmarkApplySink(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			sw, stop := sinkSwitch(b, 0x5e)
+			defer stop()
+			mods := filterFlows(n)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := sw.Apply(ctx, mods); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// rawBundle is the floor: open + N adds + commit encoded before the clock
+// starts, written in one go on a fresh connection to the bridge's
+// management socket (as bench/ofraw.go does), timed until the commit reply.
+func rawBundle(b *testing.B, path string, mods []*openflow13.FlowMod) time.Duration {
+	b.Helper()
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReaderSize(nc, 64<<10)
+	if _, err := nc.Write(helloMsg(1)); err != nil {
+		b.Fatal(err)
+	}
+	if f, err := readFrame(br, MaxFrame); err != nil || f[1] != typeHello {
+		b.Fatalf("hello: %v", err)
+	}
+	buf := bundleControlMsg(1, 1, bundleOpen)
+	for i, fm := range mods {
+		if buf, err = appendBundleAddFlowMod(buf, uint32(2+i), 1, fm); err != nil {
+			b.Fatal(err)
+		}
+	}
+	commit := uint32(2 + len(mods))
+	buf = append(buf, bundleControlMsg(commit, 1, bundleCommit)...)
+	b.StartTimer()
+	start := time.Now()
+	werr := make(chan error, 1)
+	go func() { _, err := nc.Write(buf); werr <- err }()
+	for {
+		f, err := readFrame(br, MaxFrame)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if f[1] == typeError {
+			b.Fatalf("floor: switch error %x", f)
+		}
+		if f[1] == typeEchoRequest {
+			f[1] = typeEchoReply
+			if _, err := nc.Write(f); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if frameXID(f) == commit && f[1] == typeExperimenter {
+			break
+		}
+	}
+	d := time.Since(start)
+	b.StopTimer()
+	if err := <-werr; err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// BenchmarkApplyOVS installs N filter-shaped flows into a real OVS with
+// Switch.Apply (ofctrl) and with a pre-encoded raw bundle (floor, as in
+// `make bench`), from an empty table each time (cleared outside the
+// timer). ofctrl also reports the controller's CPU time (ctrl-cpu-ns/op)
+// and ovs-vswitchd's (ovs-cpu-ns/op) for both.
+//
+//	go test -run='^$' -bench=BenchmarkApplyOVS -benchmem -benchtime=5x ./ofctrl/
+func BenchmarkApplyOVS(b *testing.B) {
+	l := lab.New(b)
+	l.AddBridge(b, "br0")
+	out := strings.Trim(strings.TrimSpace(l.MustVsctl(b, "get", "bridge", "br0", "datapath_id")), `"`)
+	dpid, err := strconv.ParseUint(out, 16, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mgmt := filepath.Join(l.RunDir(), "br0.mgmt")
+	c := New(Config{})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if err := c.Dial(ctx, "unix:"+mgmt); err != nil {
+		b.Fatal(err)
+	}
+	sw, err := c.Switch(ctx, dpid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	clear := func(b *testing.B, n int) {
+		b.Helper()
+		if out, err := l.Ofctl("-O", "OpenFlow13", "del-flows", "br0", "table=2"); err != nil {
+			b.Fatalf("del-flows: %v: %s", err, out)
+		}
+	}
+	count := func(b *testing.B, n int) {
+		b.Helper()
+		out, err := l.Ofctl("-O", "OpenFlow13", "dump-aggregate", "br0", "table=2")
+		if err != nil || !strings.Contains(out, fmt.Sprintf("flow_count=%d", n)) {
+			b.Fatalf("after install: %v: %s, want %d flows", err, out, n)
+		}
+	}
+	for _, n := range benchSizes {
+		mods := filterFlows(n)
+		b.Run(fmt.Sprintf("ofctrl/N=%d", n), func(b *testing.B) {
+			var ovsCPU, ownCPU time.Duration
+			b.ReportAllocs()
+			b.StopTimer()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				clear(b, n)
+				cpu0, own0 := vswitchdCPU(b, l), selfCPU()
+				b.StartTimer()
+				if err := sw.Apply(ctx, mods); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				ownCPU += selfCPU() - own0
+				ovsCPU += vswitchdCPU(b, l) - cpu0
+				count(b, n)
+			}
+			b.ReportMetric(float64(ovsCPU.Nanoseconds())/float64(b.N), "ovs-cpu-ns/op")
+			b.ReportMetric(float64(ownCPU.Nanoseconds())/float64(b.N), "ctrl-cpu-ns/op")
+		})
+		b.Run(fmt.Sprintf("floor/N=%d", n), func(b *testing.B) {
+			var ovsCPU time.Duration
+			b.StopTimer()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				clear(b, n)
+				cpu0 := vswitchdCPU(b, l)
+				rawBundle(b, mgmt, mods)
+				ovsCPU += vswitchdCPU(b, l) - cpu0
+				count(b, n)
+			}
+			b.ReportMetric(float64(ovsCPU.Nanoseconds())/float64(b.N), "ovs-cpu-ns/op")
+		})
+	}
+}
