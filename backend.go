@@ -358,8 +358,9 @@ type MACSeeder interface {
 	// (ovs-appctl fdb/show output) for mirrors on b, in two parts: now,
 	// the entries without which some copy would differ from NORMAL's
 	// forwarding (installed with the pipeline, in its bundle), and later,
-	// the rest (installed right after, before any other change). They are
-	// learned-flow entries (generation 0, expiring like the bridge's
+	// which makes the rest (installed right after, before any other
+	// change; made only then, to keep it off the pipeline's path). They
+	// are learned-flow entries (generation 0, expiring like the bridge's
 	// entries): the Manager installs them once and does not track them.
-	MACSeeds(mirrors []CompileMirror, b Bridge, fdbShow string) (now, later []FlowEntry, err error)
+	MACSeeds(mirrors []CompileMirror, b Bridge, fdbShow string) (now []FlowEntry, later func() ([]FlowEntry, error), err error)
 }

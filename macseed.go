@@ -10,7 +10,7 @@ var _ MACSeeder = flowsCompiler{}
 
 // MACSeeds implements MACSeeder with flows.ParseFDBShow,
 // flows.SplitMACEntries and flows.MACFlows.
-func (c flowsCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdbShow string) (now, later []FlowEntry, err error) {
+func (c flowsCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdbShow string) (now []FlowEntry, later func() ([]FlowEntry, error), err error) {
 	entries, err := flows.ParseFDBShow(fdbShow)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bridge %s: %w", b.Name, err)
@@ -44,8 +44,5 @@ func (c flowsCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdbShow strin
 	if now, err = conv(nowE); err != nil {
 		return nil, nil, err
 	}
-	if later, err = conv(laterE); err != nil {
-		return nil, nil, err
-	}
-	return now, later, nil
+	return now, func() ([]FlowEntry, error) { return conv(laterE) }, nil
 }

@@ -23,7 +23,8 @@ import (
 type seedingCompiler struct{ fakeCompiler }
 
 // MACSeeds puts entries on port 1 in later, the others in now.
-func (seedingCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdb string) (now, later []FlowEntry, err error) {
+func (seedingCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdb string) (now []FlowEntry, later func() ([]FlowEntry, error), err error) {
+	var rest []FlowEntry
 	for _, line := range strings.Split(fdb, "\n") {
 		f := strings.Fields(line)
 		if len(f) != 4 || f[0] == "port" {
@@ -33,12 +34,12 @@ func (seedingCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdb string) (
 		e := FlowEntry{Table: 9, Priority: 10, Cookie: fakeCookies.App, Match: match,
 			Flow: fakeFlow{"learned," + match + " actions=load:" + f[0], "load:" + f[0]}}
 		if f[0] == "1" {
-			later = append(later, e)
+			rest = append(rest, e)
 		} else {
 			now = append(now, e)
 		}
 	}
-	return now, later, nil
+	return now, func() ([]FlowEntry, error) { return rest, nil }, nil
 }
 
 // fakeMACTable returns text (or err) and counts calls per bridge.

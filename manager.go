@@ -681,15 +681,21 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	}
 	tApplied := time.Since(start)
 	b.gen, b.synced, b.installed, b.sw, b.prog = gen, true, prog.Flows, sw, prog
-	if len(seedLater) > 0 {
+	nLater := 0
+	if seedLater != nil {
 		// The rest of the MAC table: until it is in, only counters differ
 		// (see MACSeeder); it must be in before any other change.
-		if err := sw.Apply(ctx, Changes{Add: seedLater}); err != nil {
+		later, err := seedLater()
+		if err == nil && len(later) > 0 {
+			nLater = len(later)
+			err = sw.Apply(ctx, Changes{Add: later})
+		}
+		if err != nil {
 			m.log.WithError(err).WithField("bridge", b.name).Warn("seeding the rest of the shadow MAC table failed: egress to those hosts is predicted as a flood until they send")
 		}
 	}
 	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old,
-		"macs_now": len(seedNow), "macs_later": len(seedLater),
+		"macs_now": len(seedNow), "macs_later": nLater,
 		"ms_stats": ms(tStats), "ms_compiled": ms(tCompile), "ms_mac_table": ms(tMACs), "ms_applied": ms(tApplied),
 		"ms_seeded": ms(time.Since(start))}).Info("full sync done")
 	return prog, nil
@@ -898,7 +904,7 @@ func (m *Manager) readMACTable(ctx context.Context, bridge string) <-chan fdbRes
 // macFlowsLocked turns a MAC table read by readMACTable into seed flows,
 // split as MACSeeder.MACSeeds splits them; failures only cost egress
 // prediction accuracy and are logged.
-func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult) (now, later []FlowEntry) {
+func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult) (now []FlowEntry, later func() ([]FlowEntry, error)) {
 	seeder, ok := m.cfg.Compiler.(MACSeeder)
 	if !ok {
 		return nil, nil
@@ -927,7 +933,7 @@ func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult)
 		log.WithError(err).Warn("seeding the shadow MAC table failed: egress prediction starts cold")
 		return nil, nil
 	}
-	log.WithField("macs", len(now)+len(later)).Debug("shadow MAC table seeded from the bridge's")
+	log.WithField("macs_now", len(now)).Debug("shadow MAC table seeded from the bridge's")
 	return now, later
 }
 

@@ -2,7 +2,6 @@ package flows
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -17,15 +16,31 @@ type MACEntry struct {
 	Age  time.Duration
 }
 
-// ParseFDBShow parses the output of `ovs-appctl fdb/show BRIDGE`.
+// ParseFDBShow parses the output of `ovs-appctl fdb/show BRIDGE`. It is
+// on the path of a first mirror on a busy bridge (thousands of entries), so
+// it parses by hand instead of splitting into strings.
 func ParseFDBShow(s string) ([]MACEntry, error) {
-	var out []MACEntry
-	for i, line := range strings.Split(s, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || (i == 0 && f[0] == "port") {
+	out := make([]MACEntry, 0, strings.Count(s, "\n"))
+	for i := 0; s != ""; i++ {
+		var line string
+		line, s, _ = strings.Cut(s, "\n")
+		var f [5]string
+		n := 0
+		for rest := line; n < len(f); n++ {
+			rest = strings.TrimLeft(rest, " \t\r")
+			if rest == "" {
+				break
+			}
+			end := strings.IndexAny(rest, " \t\r")
+			if end < 0 {
+				end = len(rest)
+			}
+			f[n], rest = rest[:end], rest[end:]
+		}
+		if n == 0 || (i == 0 && f[0] == "port") {
 			continue
 		}
-		if len(f) != 4 {
+		if n != 4 {
 			return nil, fmt.Errorf("fdb/show line %d %q: want port, VLAN, MAC, age", i+1, line)
 		}
 		var e MACEntry
@@ -43,11 +58,11 @@ func ParseFDBShow(s string) ([]MACEntry, error) {
 			return nil, fmt.Errorf("fdb/show line %d: VLAN %q: %w", i+1, f[1], err)
 		}
 		e.VLAN = uint16(v)
-		mac, err := net.ParseMAC(f[2])
-		if err != nil || len(mac) != 6 {
+		mac, ok := parseColonMAC(f[2])
+		if !ok {
 			return nil, fmt.Errorf("fdb/show line %d: MAC %q: not an Ethernet address", i+1, f[2])
 		}
-		copy(e.MAC[:], mac)
+		e.MAC = mac
 		if f[3] != "?" { // static entries show "static"; unknown ages "?"
 			if age, err := strconv.Atoi(f[3]); err == nil {
 				e.Age = time.Duration(age) * time.Second
@@ -56,6 +71,36 @@ func ParseFDBShow(s string) ([]MACEntry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// parseColonMAC parses xx:xx:xx:xx:xx:xx (hex digits in either case).
+func parseColonMAC(s string) (mac [6]byte, ok bool) {
+	if len(s) != 17 {
+		return mac, false
+	}
+	hex := func(c byte) (byte, bool) {
+		switch {
+		case '0' <= c && c <= '9':
+			return c - '0', true
+		case 'a' <= c && c <= 'f':
+			return c - 'a' + 10, true
+		case 'A' <= c && c <= 'F':
+			return c - 'A' + 10, true
+		}
+		return 0, false
+	}
+	for i := range 6 {
+		if i > 0 && s[3*i-1] != ':' {
+			return mac, false
+		}
+		hi, ok1 := hex(s[3*i])
+		lo, ok2 := hex(s[3*i+1])
+		if !ok1 || !ok2 {
+			return mac, false
+		}
+		mac[i] = hi<<4 | lo
+	}
+	return mac, true
 }
 
 // MACFlows seeds flowspan's shadow MAC table from the bridge's own MAC

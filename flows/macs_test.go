@@ -37,3 +37,29 @@ LOCAL     0  02:00:00:00:00:ff    ?
 		t.Errorf("bad fdb/show line accepted")
 	}
 }
+
+func TestParseFDBShowForms(t *testing.T) {
+	es, err := ParseFDBShow(" port  VLAN  MAC                Age\r\n\t7\t4095\t0A:bC:00:00:00:FF\tstatic\n\n    2  1  02:00:00:00:00:02  ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0] != (MACEntry{Port: 7, VLAN: 4095, MAC: [6]byte{0x0a, 0xbc, 0, 0, 0, 0xff}}) ||
+		es[1] != (MACEntry{Port: 2, VLAN: 1, MAC: [6]byte{2, 0, 0, 0, 0, 2}}) {
+		t.Fatalf("ParseFDBShow = %+v", es)
+	}
+	for _, bad := range []string{
+		"1 0 02:00:00:00:00 3",      // short MAC
+		"1 0 02:00:00:00:00:0g 3",   // not hex
+		"1 0 02-00-00-00-00-01 3",   // wrong separator
+		"1 0 02:00:00:00:00:01 3 x", // extra field
+		"1 4096 02:00:00:00:00:01 3",
+		"x 0 02:00:00:00:00:01 3",
+		"1 0 02:00:00:00:00:01",
+	} {
+		if _, err := ParseFDBShow(bad); err == nil {
+			t.Errorf("ParseFDBShow(%q) accepted", bad)
+		} else if !strings.Contains(err.Error(), "line 1") {
+			t.Errorf("ParseFDBShow(%q): %v, want the line named", bad, err)
+		}
+	}
+}
