@@ -286,17 +286,29 @@ func (s ofSwitch) FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowSta
 // compiledFlow is a flows.Flow as the Manager tracks it.
 type compiledFlow struct{ flows.Flow }
 
-// SameActions compares actions without rendering them.
+// SameActions compares actions without rendering them: the same slice
+// (flows reused from an earlier compile share it) or equal values.
 func (f compiledFlow) SameActions(o Flow) bool {
 	g, ok := o.(compiledFlow)
-	return ok && reflect.DeepEqual(f.Actions, g.Actions)
+	if !ok || len(f.Actions) != len(g.Actions) {
+		return false
+	}
+	return len(f.Actions) == 0 || &f.Actions[0] == &g.Actions[0] || reflect.DeepEqual(f.Actions, g.Actions)
 }
 
 // NewFlowsCompiler adapts package flows. cfg.Generation is ignored (the
-// Manager picks generations).
-func NewFlowsCompiler(cfg flows.Config) Compiler { return flowsCompiler{cfg: cfg} }
+// Manager picks generations). It keeps a flows.Compiler per bridge, so a
+// compile after one mirror changed costs about that mirror's flows.
+func NewFlowsCompiler(cfg flows.Config) Compiler {
+	return flowsCompiler{cfg: cfg, cache: newCompileCache()}
+}
 
-type flowsCompiler struct{ cfg flows.Config }
+// flowsCompiler adapts package flows; without a cache (the zero value's)
+// every compile starts from scratch.
+type flowsCompiler struct {
+	cfg   flows.Config
+	cache *compileCache
+}
 
 var _ Compiler = flowsCompiler{}
 
@@ -339,15 +351,23 @@ func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Pr
 		in[i] = toFlowsMirror(m.Spec, m.ID)
 		names[uint16(m.ID)] = m.Spec.Name
 	}
-	res, err := flows.Compile(cfg, in, flowsFacts(b))
-	if err != nil {
-		return Program{}, err
-	}
 	prog := Program{Missing: map[string][]string{}, Inactive: map[string]error{}}
-	prog.Flows = make([]FlowEntry, len(res.Flows))
-	for i, f := range res.Flows {
-		prog.Flows[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match,
-			Mirror: names[flows.Cookie(f.Cookie).Mirror()], Flow: compiledFlow{f}}
+	var res *flows.Result
+	if c.cache != nil {
+		var err error
+		if res, prog.Flows, err = c.cache.compile(b.Name, cfg, in, flowsFacts(b), names); err != nil {
+			return Program{}, err
+		}
+	} else {
+		var err error
+		if res, err = flows.Compile(cfg, in, flowsFacts(b)); err != nil {
+			return Program{}, err
+		}
+		prog.Flows = make([]FlowEntry, len(res.Flows))
+		for i, f := range res.Flows {
+			prog.Flows[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match,
+				Mirror: names[flows.Cookie(f.Cookie).Mirror()], Flow: compiledFlow{f}}
+		}
 	}
 	status := res.Status
 	for name, st := range status {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -100,6 +101,20 @@ type Result struct {
 	Status map[string]MirrorStatus
 	// Generation used in the cookies.
 	Generation uint8
+	// Parts are Flows grouped: first the shared pipeline flows (Mirror 0),
+	// then the flows of each active mirror in ID order, each part in table
+	// order. A Compiler returns the very same Flows slice (same backing
+	// array) for a mirror whose flows did not change since its previous
+	// compile, so callers may keep what they derive from a part while its
+	// slice stays the same. Parts and the flows in them are read-only.
+	Parts []Part
+}
+
+// Part is one group of a Result's flows.
+type Part struct {
+	// Mirror is the mirror's ID; 0 for the shared pipeline flows.
+	Mirror uint16
+	Flows  []Flow
 }
 
 type compiler struct {
@@ -116,8 +131,15 @@ type compiler struct {
 	toCount    ActResubmit
 	// outPorts are the active mirrors' output ports (ofport).
 	outPorts map[uint32]bool
-	vlans    map[string]portVLAN
-	filters  map[string]Match
+	// outList are the same, sorted.
+	outList []uint32
+	vlans   map[string]portVLAN
+	filters map[string]Match
+	// scratch receives one mirror's flows while it is generated.
+	scratch [NumTables][]Flow
+	// factsVer and outsVer identify the bridge facts and the output set
+	// (RSPAN flows depend on both); 0 without a Compiler.
+	factsVer, outsVer uint64
 }
 
 type mirrorPlan struct {
@@ -129,55 +151,129 @@ type mirrorPlan struct {
 	ingress  []PortFacts
 	egress   []PortFacts
 	selectsA bool // all (explicit or implied)
+	// entry is the Compiler's cache entry for this spec (nil without one).
+	entry *mirrorEntry
 }
 
 // Compile turns mirror specs and bridge facts into the pipeline's flows.
 // Invalid specs or config fail the whole compile (nothing should change);
 // mirrors that cannot be installed on this bridge as it is now (missing
 // output port, output selected by another mirror) are reported in
-// Result.Status and left out.
+// Result.Status and left out. A Compiler gives the same results, reusing
+// the work of its earlier compiles.
 func Compile(cfg Config, mirrors []Mirror, facts BridgeFacts) (*Result, error) {
-	c := &compiler{cfg: cfg, facts: facts, vlans: map[string]portVLAN{}, filters: map[string]Match{}}
+	c := &compiler{cfg: cfg, facts: facts, vlans: map[string]portVLAN{}}
+	return c.run(nil, mirrors, true)
+}
+
+// run compiles mirrors; cc, when not nil, is the cache to reuse and fill
+// (its lock held). flat says whether to build Result.Flows.
+func (c *compiler) run(cc *Compiler, mirrors []Mirror, flat bool) (*Result, error) {
 	if err := c.setup(); err != nil {
 		return nil, err
 	}
-	plans, err := c.plan(mirrors)
+	if cc != nil {
+		cc.prepare(c)
+	}
+	plans, err := c.planWith(mirrors, cc)
 	if err != nil {
 		return nil, err
 	}
-	nFilters := 0
-	for _, p := range plans {
-		nFilters += len(p.m.Filters)
-	}
-	c.tables[tFilter] = make([]Flow, 0, nFilters)
-	c.tables[tSelect] = make([]Flow, 0, 8*len(plans))
-	c.tables[tEmit] = make([]Flow, 0, 6*len(plans))
-	c.tables[tCount] = make([]Flow, 0, 5*len(plans))
 	c.toEmit = []Action{ActResubmit{c.table(tEmit)}}
 	c.toCount = ActResubmit{c.table(tCount)}
 	c.emitPipeline(plans)
+	if cc != nil {
+		cc.outputsChanged(c.outList)
+	}
+	shared := make([]Flow, 0, c.count())
+	for i := range c.tables {
+		shared = append(shared, c.tables[i]...)
+	}
+	for i := range shared {
+		if err := c.checkFlow(&shared[i]); err != nil {
+			return nil, fmt.Errorf("internal error: %w", err)
+		}
+	}
+	res := &Result{Status: make(map[string]MirrorStatus, len(plans)), Generation: c.gen}
+	res.Parts = make([]Part, 0, 1+len(plans))
+	res.Parts = append(res.Parts, Part{Flows: shared})
+	parts := make([]*mirrorFlows, 0, len(plans))
+	total := len(shared)
 	for _, p := range plans {
 		if !p.status.Active {
 			continue
 		}
-		before := c.count()
-		c.emitMirror(p)
-		p.status.Flows = c.count() - before
+		var mf *mirrorFlows
+		if cc != nil {
+			mf = cc.cached(p)
+		}
+		if mf == nil {
+			if mf, err = c.generate(p); err != nil {
+				return nil, err
+			}
+			if cc != nil {
+				cc.store(p, mf)
+			}
+		}
+		p.status.Flows = len(mf.flows)
+		p.status.Selections = slices.Clone(mf.selections)
+		parts = append(parts, mf)
+		res.Parts = append(res.Parts, Part{Mirror: p.m.ID, Flows: mf.flows})
+		total += len(mf.flows)
 	}
-	flows := make([]Flow, 0, c.count())
-	for i := range c.tables {
-		flows = append(flows, c.tables[i]...)
-	}
-	for i := range flows {
-		if err := c.checkFlow(&flows[i]); err != nil {
-			return nil, fmt.Errorf("internal error: %w", err)
+	if flat {
+		// By table: the shared flows, then each mirror's in ID order.
+		res.Flows = make([]Flow, 0, total)
+		for t := range NumTables {
+			res.Flows = append(res.Flows, c.tables[t]...)
+			for _, mf := range parts {
+				res.Flows = append(res.Flows, mf.flows[mf.bounds[t]:mf.bounds[t+1]]...)
+			}
 		}
 	}
-	res := &Result{Flows: flows, Status: make(map[string]MirrorStatus, len(plans)), Generation: c.gen}
 	for _, p := range plans {
 		res.Status[p.m.Name] = p.status
 	}
 	return res, nil
+}
+
+// mirrorFlows is what one active mirror compiles to: its flows in table
+// order, where each table's flows start, and its selections.
+type mirrorFlows struct {
+	key        planKey
+	flows      []Flow
+	bounds     [NumTables + 1]int
+	selections []Selection
+}
+
+// generate emits p's flows on their own (not into the shared tables) and
+// checks them.
+func (c *compiler) generate(p *mirrorPlan) (*mirrorFlows, error) {
+	shared := c.tables
+	for i := range c.scratch {
+		c.scratch[i] = c.scratch[i][:0]
+	}
+	c.tables = c.scratch
+	p.status.Selections = nil
+	c.emitMirror(p)
+	c.scratch, c.tables = c.tables, shared
+	mf := &mirrorFlows{key: c.planKey(p), selections: p.status.Selections}
+	n := 0
+	for i := range c.scratch {
+		n += len(c.scratch[i])
+	}
+	mf.flows = make([]Flow, 0, n)
+	for i := range c.scratch {
+		mf.bounds[i] = len(mf.flows)
+		mf.flows = append(mf.flows, c.scratch[i]...)
+	}
+	mf.bounds[NumTables] = len(mf.flows)
+	for i := range mf.flows {
+		if err := c.checkFlow(&mf.flows[i]); err != nil {
+			return nil, fmt.Errorf("internal error: %w", err)
+		}
+	}
+	return mf, nil
 }
 
 func configErr(format string, args ...any) error {
@@ -269,7 +365,11 @@ func (c *compiler) port(name string) (PortFacts, bool) {
 	return p, true
 }
 
-func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
+func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) { return c.planWith(mirrors, nil) }
+
+// planWith is plan; cc, when not nil, validates specs (skipping those it
+// validated before) and holds the parsed filters.
+func (c *compiler) planWith(mirrors []Mirror, cc *Compiler) ([]*mirrorPlan, error) {
 	if len(mirrors) > MaxMirrors {
 		return nil, fmt.Errorf("flows: %w: %d mirrors, at most %d per bridge", ErrInvalid, len(mirrors), MaxMirrors)
 	}
@@ -281,10 +381,19 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 	for _, m := range mirrors {
 		nFilters += len(m.Filters)
 	}
-	c.filters = make(map[string]Match, min(nFilters, MaxBridgeFilters))
+	if cc == nil {
+		c.filters = make(map[string]Match, min(nFilters, MaxBridgeFilters))
+	}
 	nFilters = 0
-	for _, m := range mirrors {
-		if err := m.validate(c.filters); err != nil {
+	entries := make([]*mirrorEntry, len(mirrors))
+	for i, m := range mirrors {
+		if cc != nil {
+			e, err := cc.validate(m)
+			if err != nil {
+				return nil, err
+			}
+			entries[i] = e
+		} else if err := m.validate(c.filters); err != nil {
 			return nil, err
 		}
 		if names[m.Name] {
@@ -299,7 +408,7 @@ func (c *compiler) plan(mirrors []Mirror) ([]*mirrorPlan, error) {
 			maxID = max(maxID, m.ID)
 		}
 		nFilters += len(m.Filters)
-		plans = append(plans, &mirrorPlan{m: m})
+		plans = append(plans, &mirrorPlan{m: m, entry: entries[i]})
 	}
 	if nFilters > MaxBridgeFilters {
 		return nil, fmt.Errorf("flows: %w: %d filters in all, at most %d per bridge", ErrInvalid, nFilters, MaxBridgeFilters)
@@ -440,8 +549,10 @@ func (c *compiler) emitPipeline(plans []*mirrorPlan) {
 	}
 	sort.Slice(outs, func(i, j int) bool { return outs[i].OFPort < outs[j].OFPort })
 	c.outPorts = make(map[uint32]bool, len(outs))
+	c.outList = make([]uint32, 0, len(outs))
 	for _, o := range outs {
 		c.outPorts[o.OFPort] = true
+		c.outList = append(c.outList, o.OFPort)
 		c.add(tClassify, 1000, c.cookie(KindDropOutput, 0, 0), Match{}.WithInPort(o.OFPort))
 	}
 	next := ActGotoTable{c.table(tLearn)}
