@@ -97,10 +97,10 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 
 		}
 		rep.Ratios = append(rep.Ratios,
-			Ratio{secProgram, cs, subjFlowspan, subjBundle, subjFlowspan, "ovs-ofctl --bundle ÷ flowspan", Target{">=", 1.3}},
-			Ratio{secProgram, cs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor", Target{"<=", 1.2}},
-			Ratio{secProgram, cs, subjBundle, subjBundle, subjFloor, "÷ floor", Target{}},
-			Ratio{secProgram, cs, subjPlain, subjPlain, subjBundle, "÷ ovs-ofctl --bundle", Target{}},
+			Ratio{secProgram, cs, subjFlowspan, subjBundle, subjFlowspan, "ovs-ofctl --bundle ÷ flowspan", Target{">=", 1.3}, false},
+			Ratio{secProgram, cs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor", Target{"<=", 1.2}, false},
+			Ratio{secProgram, cs, subjBundle, subjBundle, subjFloor, "÷ floor", Target{}, false},
+			Ratio{secProgram, cs, subjPlain, subjPlain, subjBundle, "÷ ovs-ofctl --bundle", Target{}, false},
 		)
 		for r := 0; r < cfg.ProgramReps[si]; r++ {
 			if r > 0 && time.Now().After(deadline) {
@@ -156,9 +156,9 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 			}
 		}
 		rep.Ratios = append(rep.Ratios,
-			Ratio{secProgram, ccs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor", Target{}},
-			Ratio{secProgram, ccs, subjBundle, subjBundle, subjFloor, "÷ floor", Target{}},
-			Ratio{secProgram, ccs, subjPlain, subjPlain, subjFloor, "÷ floor", Target{}},
+			Ratio{secProgram, ccs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor", Target{}, false},
+			Ratio{secProgram, ccs, subjBundle, subjBundle, subjFloor, "÷ floor", Target{}, false},
+			Ratio{secProgram, ccs, subjPlain, subjPlain, subjFloor, "÷ floor", Target{}, false},
 		)
 		for name, row := range rows {
 			if m, ok := median(row.Samples); ok && row.NA == "" {

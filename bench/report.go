@@ -87,6 +87,11 @@ type Ratio struct {
 	Num, Den      string // subjects
 	Label         string // how a reader says it, e.g. "ovs-ofctl --bundle ÷ flowspan"
 	Target        Target
+	// Paired: the median of the per-run ratios Num[i] / Den[i] instead of
+	// the ratio of the medians. For subjects measured in the same rounds
+	// (sample i of both in round i, back to back), it cancels what drifts
+	// between rounds (other load on the machine).
+	Paired bool
 }
 
 // Report collects rows and ratios in the order they were measured.
@@ -150,6 +155,9 @@ func (r *Report) Evaluate() []RatioResult {
 		nv, nok := num.median()
 		dv, dok := den.median()
 		v, ok := ratio(nv, dv, nok, dok)
+		if q.Paired && ok {
+			v, ok = pairedRatio(num.Samples, den.Samples)
+		}
 		if math.IsInf(nv, 0) || math.IsInf(dv, 0) {
 			ok = false
 		}
@@ -174,6 +182,9 @@ func (r *Report) Evaluate() []RatioResult {
 					}
 				}
 			}
+			if len(miss) == 0 && q.Paired {
+				miss = append(miss, "runs do not pair up")
+			}
 			if len(miss) == 0 {
 				miss = append(miss, "zero denominator")
 			}
@@ -182,6 +193,21 @@ func (r *Report) Evaluate() []RatioResult {
 		out = append(out, res)
 	}
 	return out
+}
+
+// pairedRatio is the median of a[i] / b[i]; false when the runs do not
+// pair up or none has a finite ratio.
+func pairedRatio(a, b []float64) (float64, bool) {
+	if len(a) != len(b) {
+		return 0, false
+	}
+	var rs []float64
+	for i := range a {
+		if b[i] != 0 && !math.IsInf(a[i], 0) && !math.IsInf(b[i], 0) {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return median(rs)
 }
 
 func (q RatioResult) cell() string {

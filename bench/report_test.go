@@ -82,12 +82,37 @@ func sampleReport() *Report {
 	stuck.Samples, stuck.Limit = []float64{math.Inf(1), math.Inf(1), 0.2}, 5
 	r.Add("2 first", "c", "quick", Duration).Samples = []float64{0.05}
 	r.Ratios = []Ratio{
-		{"1 programming", "N=10", "fast", "slow", "fast", "slow ÷ fast", Target{">=", 1.3}},
-		{"1 programming", "N=10", "fast", "fast", "slow", "fast ÷ slow", Target{"<=", 0.3}},
-		{"1 programming", "N=10", "absent", "slow", "absent", "slow ÷ absent", Target{">=", 1}},
-		{"2 first", "c", "quick", "quick", "stuck", "quick ÷ stuck", Target{"<=", 1}},
+		{"1 programming", "N=10", "fast", "slow", "fast", "slow ÷ fast", Target{">=", 1.3}, false},
+		{"1 programming", "N=10", "fast", "fast", "slow", "fast ÷ slow", Target{"<=", 0.3}, false},
+		{"1 programming", "N=10", "absent", "slow", "absent", "slow ÷ absent", Target{">=", 1}, false},
+		{"2 first", "c", "quick", "quick", "stuck", "quick ÷ stuck", Target{"<=", 1}, false},
 	}
 	return r
+}
+
+// TestPairedRatio: a paired ratio is the median of per-run ratios, and
+// says so when the runs do not pair up.
+func TestPairedRatio(t *testing.T) {
+	r := &Report{}
+	r.Add("3 datapath", "tcp", "b", Bitrate).Samples = []float64{100, 50, 80}
+	r.Add("3 datapath", "tcp", "c", Bitrate).Samples = []float64{95, 60, 60}
+	r.Add("3 datapath", "tcp", "d", Bitrate).Samples = []float64{1, 2}
+	r.Ratios = []Ratio{
+		{"3 datapath", "tcp", "c", "c", "b", "(c) ÷ (b)", Target{">=", 0.95}, true},
+		{"3 datapath", "tcp", "c", "c", "b", "(c) ÷ (b)", Target{}, false},
+		{"3 datapath", "tcp", "d", "d", "b", "(d) ÷ (b)", Target{}, true},
+	}
+	res := r.Evaluate()
+	// per run: 0.95, 1.2, 0.75 → median 0.95; medians: 60 / 80 = 0.75
+	if !res[0].OK || math.Abs(res[0].Value-0.95) > 1e-9 || !res[0].Target.Met(res[0].Value) {
+		t.Errorf("paired = %+v, want 0.95 met", res[0])
+	}
+	if !res[1].OK || res[1].Value != 0.75 {
+		t.Errorf("medians = %+v, want 0.75", res[1])
+	}
+	if res[2].OK || !strings.Contains(res[2].Why, "do not pair up") {
+		t.Errorf("unpaired runs = %+v, want n/a saying why", res[2])
+	}
 }
 
 func TestEvaluate(t *testing.T) {
