@@ -96,6 +96,8 @@ type mirror struct {
 	id          uint32
 	createdPort string
 	status      api.Status
+	// enc is the mirror's state-file encoding (made on first save).
+	enc *encodedMirror
 }
 
 // bridgeState is what the Manager knows about one bridge it manages.
@@ -401,19 +403,27 @@ func (m *Manager) saveMirrorsLocked(mirrors map[string]*mirror) error {
 	if m.cfg.StatePath == "" {
 		return nil
 	}
-	st := stateFile{Version: stateVersion}
 	keys := make([]string, 0, len(m.isolated))
 	for k := range m.isolated {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var isolated []isolatedPort
 	for _, k := range keys {
-		st.Isolated = append(st.Isolated, m.isolated[k])
+		isolated = append(isolated, m.isolated[k])
 	}
+	enc := make([]encodedMirror, 0, len(mirrors))
 	for _, mi := range mirrors {
-		st.Mirrors = append(st.Mirrors, stateMirror{Spec: mi.spec, Origin: mi.origin, ID: mi.id, CreatedPort: mi.createdPort})
+		if mi.enc == nil {
+			e, err := encodeMirror(stateMirror{Spec: mi.spec, Origin: mi.origin, ID: mi.id, CreatedPort: mi.createdPort})
+			if err != nil {
+				return fmt.Errorf("state file %s: %w", m.cfg.StatePath, err)
+			}
+			mi.enc = &e
+		}
+		enc = append(enc, *mi.enc)
 	}
-	return saveState(m.cfg.StatePath, st)
+	return saveStateParts(m.cfg.StatePath, isolated, enc)
 }
 
 // reconcileLocked brings bridge b in line with its desired mirrors. Errors
@@ -821,7 +831,7 @@ func (m *Manager) ensureOutputPortsLocked(ctx context.Context, b *bridgeState, m
 		log := m.log.WithFields(logrus.Fields{"bridge": b.name, "mirror": mi.spec.Name, "port": out})
 		if p, ok := b.facts.Ports[out]; ok {
 			if p.Flowspan && mi.createdPort != out {
-				mi.createdPort, dirty = out, true
+				mi.createdPort, mi.enc, dirty = out, nil, true
 			}
 			continue
 		}
@@ -832,7 +842,7 @@ func (m *Manager) ensureOutputPortsLocked(ctx context.Context, b *bridgeState, m
 		log.Info("output port created")
 		created = true
 		if mi.createdPort != out {
-			mi.createdPort, dirty = out, true
+			mi.createdPort, mi.enc, dirty = out, nil, true
 		}
 	}
 	if dirty {

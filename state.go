@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/flowspan/flowspan/api"
 )
@@ -66,14 +67,61 @@ func loadState(path string) (stateFile, error) {
 // directory is written and fsynced, renamed over path and the directory is
 // fsynced. A crash at any point leaves either the old or the new file
 // complete, never a torn one.
-func saveState(path string, st stateFile) (err error) {
-	st.Version = stateVersion
-	sort.Slice(st.Mirrors, func(i, j int) bool { return st.Mirrors[i].Spec.Name < st.Mirrors[j].Spec.Name })
-	b, err := json.MarshalIndent(st, "", "  ")
+func saveState(path string, st stateFile) error {
+	ms := make([]encodedMirror, len(st.Mirrors))
+	for i, sm := range st.Mirrors {
+		e, err := encodeMirror(sm)
+		if err != nil {
+			return fmt.Errorf("state file %s: %w", path, err)
+		}
+		ms[i] = e
+	}
+	return saveStateParts(path, st.Isolated, ms)
+}
+
+// encodedMirror is a stateMirror encoded as JSON, with its name.
+type encodedMirror struct {
+	name string
+	json []byte
+}
+
+func encodeMirror(sm stateMirror) (encodedMirror, error) {
+	b, err := json.Marshal(sm)
+	if err != nil {
+		return encodedMirror{}, fmt.Errorf("mirror %q: %w", sm.Spec.Name, err)
+	}
+	return encodedMirror{sm.Spec.Name, b}, nil
+}
+
+// saveStateParts is saveState with each mirror already encoded: the
+// Manager keeps every mirror's encoding, so a change costs one copy of the
+// file, not a re-encoding of every mirror. The file is a stateFile with one
+// mirror per line, sorted by name.
+func saveStateParts(path string, isolated []isolatedPort, mirrors []encodedMirror) (err error) {
+	head, err := json.Marshal(struct {
+		Version  int            `json:"version"`
+		Isolated []isolatedPort `json:"isolated,omitempty"`
+	}{stateVersion, isolated})
 	if err != nil {
 		return fmt.Errorf("state file %s: %w", path, err)
 	}
-	b = append(b, '\n')
+	sorted := slices.Clone(mirrors)
+	slices.SortFunc(sorted, func(a, b encodedMirror) int { return strings.Compare(a.name, b.name) })
+	size := len(head) + 16
+	for _, m := range sorted {
+		size += len(m.json) + 2
+	}
+	b := make([]byte, 0, size)
+	b = append(b, head[:len(head)-1]...) // without the closing brace
+	b = append(b, ",\n\"mirrors\": ["...)
+	for i, m := range sorted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '\n')
+		b = append(b, m.json...)
+	}
+	b = append(b, "\n]}\n"...)
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("state file %s: %w", path, err)
