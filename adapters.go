@@ -243,11 +243,11 @@ func (s ofSwitch) Apply(ctx context.Context, ch Changes) error {
 	conv := func(in []FlowEntry) ([]flows.Flow, error) {
 		out := make([]flows.Flow, 0, len(in))
 		for _, f := range in {
-			ff, ok := f.Flow.(compiledFlow)
+			ff, ok := flowsFlow(f.Flow)
 			if !ok {
 				return nil, fmt.Errorf("flow %s: not compiled by package flows", f.Flow)
 			}
-			out = append(out, ff.Flow)
+			out = append(out, *ff)
 		}
 		return out, nil
 	}
@@ -286,14 +286,36 @@ func (s ofSwitch) FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowSta
 // compiledFlow is a flows.Flow as the Manager tracks it.
 type compiledFlow struct{ flows.Flow }
 
-// SameActions compares actions without rendering them: the same slice
-// (flows reused from an earlier compile share it) or equal values.
-func (f compiledFlow) SameActions(o Flow) bool {
-	g, ok := o.(compiledFlow)
+// SameActions compares actions without rendering them.
+func (f compiledFlow) SameActions(o Flow) bool { return sameFlowsActions(&f.Flow, o) }
+
+// cachedFlow is a flows.Flow of a flows.Compiler's cached part (read-only,
+// shared by every program that has it): pointer-sized, so tracking it
+// neither allocates nor copies the flow.
+type cachedFlow struct{ *flows.Flow }
+
+// SameActions compares actions without rendering them.
+func (f cachedFlow) SameActions(o Flow) bool { return sameFlowsActions(f.Flow, o) }
+
+// flowsFlow returns the flows.Flow behind a compiled flow.
+func flowsFlow(f Flow) (*flows.Flow, bool) {
+	switch f := f.(type) {
+	case cachedFlow:
+		return f.Flow, true
+	case compiledFlow:
+		return &f.Flow, true
+	}
+	return nil, false
+}
+
+// sameFlowsActions compares f's actions with o's: the same flow or action
+// slice (flows reused from an earlier compile share them) or equal values.
+func sameFlowsActions(f *flows.Flow, o Flow) bool {
+	g, ok := flowsFlow(o)
 	if !ok || len(f.Actions) != len(g.Actions) {
 		return false
 	}
-	return len(f.Actions) == 0 || &f.Actions[0] == &g.Actions[0] || reflect.DeepEqual(f.Actions, g.Actions)
+	return f == g || len(f.Actions) == 0 || &f.Actions[0] == &g.Actions[0] || reflect.DeepEqual(f.Actions, g.Actions)
 }
 
 // NewFlowsCompiler adapts package flows. cfg.Generation is ignored (the

@@ -84,10 +84,13 @@ func (cc *compileCache) compile(bridge string, cfg flows.Config, in []flows.Mirr
 	return res, out, nil
 }
 
+// toEntries makes entries of fl, which must stay unchanged (a part of a
+// flows.Compiler's result).
 func toEntries(fl []flows.Flow, mirror string) []FlowEntry {
 	out := make([]FlowEntry, len(fl))
-	for i, f := range fl {
-		out[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Mirror: mirror, Flow: compiledFlow{f}}
+	for i := range fl {
+		f := &fl[i]
+		out[i] = FlowEntry{Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Mirror: mirror, Flow: cachedFlow{f}}
 	}
 	return out
 }

@@ -37,36 +37,41 @@ func loadSpecs(n, perMirror int) []api.MirrorSpec {
 
 // BenchmarkInitialLoad measures the Manager adding mirrors one API call at
 // a time until a bridge has 64, 128 and 256 (40 filters each), in process:
-// real compiler, fake switch and OVSDB, a state file. Linear cost keeps
-// ns/op growing with the mirror count, not its square.
+// real compiler, fake switch and OVSDB, with and without a state file
+// (each save is fsynced twice). Linear cost keeps ns/op growing with the
+// mirror count, not its square.
 func BenchmarkInitialLoad(b *testing.B) {
-	for _, n := range []int{64, 128, 256} {
-		b.Run(fmt.Sprintf("mirrors=%d", n), func(b *testing.B) {
-			specs := loadSpecs(n, 40)
-			for b.Loop() {
-				b.StopTimer()
-				m, ctx, stop := newLoadManager(b)
-				b.StartTimer()
-				for _, s := range specs {
-					if _, err := m.AddMirror(ctx, s, api.OriginAPI); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StopTimer()
-				for _, s := range specs {
-					mi, err := m.Mirror(ctx, s.Name)
-					if err != nil || mi.Status.State != api.StateActive {
-						b.Fatalf("mirror %s: %v %+v", s.Name, err, mi.Status)
-					}
-				}
-				stop()
-				b.StartTimer()
-			}
-		})
+	for _, state := range []bool{true, false} {
+		for _, n := range []int{64, 128, 256} {
+			b.Run(fmt.Sprintf("state=%v/mirrors=%d", state, n), func(b *testing.B) { benchLoad(b, n, state) })
+		}
 	}
 }
 
-func newLoadManager(b *testing.B) (*Manager, context.Context, func()) {
+func benchLoad(b *testing.B, n int, state bool) {
+	specs := loadSpecs(n, 40)
+	for b.Loop() {
+		b.StopTimer()
+		m, ctx, stop := newLoadManager(b, state)
+		b.StartTimer()
+		for _, s := range specs {
+			if _, err := m.AddMirror(ctx, s, api.OriginAPI); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		for _, s := range specs {
+			mi, err := m.Mirror(ctx, s.Name)
+			if err != nil || mi.Status.State != api.StateActive {
+				b.Fatalf("mirror %s: %v %+v", s.Name, err, mi.Status)
+			}
+		}
+		stop()
+		b.StartTimer()
+	}
+}
+
+func newLoadManager(b *testing.B, state bool) (*Manager, context.Context, func()) {
 	b.Helper()
 	db, ctl := newFakeOVSDB(), newFakeController()
 	db.addBridge("br0", 1, "h1", "h2", "mirror0")
@@ -74,8 +79,11 @@ func newLoadManager(b *testing.B) (*Manager, context.Context, func()) {
 	ctl.targets["unix:/run/br0.flowspan"] = 1
 	logger, _ := test.NewNullLogger()
 	logger.SetLevel(logrus.WarnLevel)
-	m, err := New(Config{Logger: logger, OVSDB: db, Controller: ctl, Compiler: NewFlowsCompiler(flows.Config{}),
-		ConnectTimeout: time.Second, StatePath: filepath.Join(b.TempDir(), "state.json")})
+	cfg := Config{Logger: logger, OVSDB: db, Controller: ctl, Compiler: NewFlowsCompiler(flows.Config{}), ConnectTimeout: time.Second}
+	if state {
+		cfg.StatePath = filepath.Join(b.TempDir(), "state.json")
+	}
+	m, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

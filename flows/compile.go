@@ -334,6 +334,13 @@ func (c *compiler) setup() error {
 
 func (c *compiler) table(off uint8) uint8 { return c.cfg.TableBase + off }
 
+// byOFPort orders port names by OpenFlow port, then name (facts may, if
+// wrongly, give two ports one number: the order stays deterministic).
+func (c *compiler) byOFPort(a, b string) bool {
+	pa, pb := c.facts.Ports[a].OFPort, c.facts.Ports[b].OFPort
+	return pa < pb || pa == pb && a < b
+}
+
 func (c *compiler) cookie(kind Kind, mirror uint16, index uint32) uint64 {
 	return uint64(MakeCookie(c.gen, kind, mirror, index))
 }
@@ -547,7 +554,9 @@ func (c *compiler) emitPipeline(plans []*mirrorPlan) {
 			outs = append(outs, p.outPort)
 		}
 	}
-	sort.Slice(outs, func(i, j int) bool { return outs[i].OFPort < outs[j].OFPort })
+	sort.Slice(outs, func(i, j int) bool {
+		return outs[i].OFPort < outs[j].OFPort || outs[i].OFPort == outs[j].OFPort && outs[i].Name < outs[j].Name
+	})
 	c.outPorts = make(map[uint32]bool, len(outs))
 	c.outList = make([]uint32, 0, len(outs))
 	for _, o := range outs {
@@ -565,7 +574,7 @@ func (c *compiler) emitPipeline(plans []*mirrorPlan) {
 			names = append(names, name)
 		}
 	}
-	sort.Slice(names, func(i, j int) bool { return c.facts.Ports[names[i]].OFPort < c.facts.Ports[names[j]].OFPort })
+	sort.Slice(names, func(i, j int) bool { return c.byOFPort(names[i], names[j]) })
 	vlanTCI := ofpx.NXMVlanTCI.Range(0, 12)
 	for _, name := range names {
 		pv := c.vlans[name]
@@ -935,7 +944,7 @@ func (c *compiler) emitCopy(p *mirrorPlan) {
 	for name := range c.facts.Ports {
 		names = append(names, name)
 	}
-	sort.Slice(names, func(i, j int) bool { return c.facts.Ports[names[i]].OFPort < c.facts.Ports[names[j]].OFPort })
+	sort.Slice(names, func(i, j int) bool { return c.byOFPort(names[i], names[j]) })
 	for _, name := range names {
 		pf := c.facts.Ports[name]
 		if pf.OFPort == 0 || c.outPorts[pf.OFPort] {
