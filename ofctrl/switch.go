@@ -142,6 +142,9 @@ const (
 	// applyChunk is how many bytes of bundle messages are encoded into a
 	// buffer before it is queued for writing.
 	applyChunk = 64 << 10
+	// firstChunk is the same for the first buffer, smaller so that the
+	// switch starts parsing at once.
+	firstChunk = 8 << 10
 	// chunkCap is a chunk buffer's capacity: applyChunk plus one message
 	// of any size, so encoding never grows it.
 	chunkCap = applyChunk + MaxFrame + 1
@@ -264,6 +267,7 @@ func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.Fl
 	// encoding.
 	buf := cs.pool.get()
 	buf = appendBundleControl(buf, lo, id, bundleOpen)
+	limit := firstChunk
 	for i := range mods {
 		xid := lo + 1 + uint32(i)
 		var err error
@@ -272,7 +276,8 @@ func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.Fl
 			cs.pool.put(buf)
 			return abort(fmt.Errorf("apply: %s: %w", describeFlowMod(i, n, mods[i]), err))
 		}
-		if len(buf) >= applyChunk {
+		if len(buf) >= limit {
+			limit = applyChunk
 			if err := ctx.Err(); err != nil {
 				cs.pool.put(buf)
 				return abort(fmt.Errorf("switch %016x: apply %d flow mods: %w", s.dpid, n, err))
