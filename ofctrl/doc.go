@@ -44,16 +44,33 @@
 // service connections (<bridge>.mgmt, punix: targets) otherwise, and
 // packet-ins are not wanted.
 //
-// Apply: every flow mod is encoded first (ofpx.MarshalFlowMod), so invalid
-// input is rejected before anything is sent. Then bundle OPEN, one
-// BUNDLE_ADD per flow mod (the inner message carries the add's xid, which
-// OVS requires), a BARRIER; if the switch rejected any message the bundle
-// is DISCARDed, otherwise COMMITted. Either way the switch ends up with all
-// or none of the changes, and a rejection comes back as a *SwitchError
-// naming the error type/code and the failing flow mod ("flow mod 51 of
-// 101 (add table=5 priority=32768 cookie=0x0/0x0)"), also when OVS only
-// finds the problem at commit (e.g. OFPFMFC_TABLE_FULL). Config.NoBundles
-// sends flow mods + barrier instead (not atomic).
+// Apply: bundle OPEN, one BUNDLE_ADD per flow mod (the inner message
+// carries the add's xid, which OVS requires), a BARRIER; if the switch
+// rejected any message the bundle is DISCARDed, otherwise COMMITted.
+// Either way the switch ends up with all or none of the changes, and a
+// rejection comes back as a *SwitchError naming the error type/code and
+// the failing flow mod ("flow mod 51 of 101 (add table=5 priority=32768
+// cookie=0x0/0x0)"), also when OVS only finds the problem at commit (e.g.
+// OFPFMFC_TABLE_FULL). The barrier is what makes this atomic: OVS answers
+// a bundle add it cannot decode with an error but keeps the bundle open,
+// so committing without first knowing every add was accepted would apply
+// the rest. It costs one round trip after the switch has parsed the adds.
+// Config.NoBundles sends flow mods + barrier instead (not atomic; every
+// mod is encoded before anything is sent).
+//
+// Apply's send path, built to keep the switch busy and the controller
+// cheap (BenchmarkApplySink, BenchmarkApplyOVS):
+//
+//	flow mods ──ofpx.AppendFlowMod──► chunk buffer (8 KiB first, then 64 KiB)
+//	    ▲                                   │ queued without copying
+//	    │ buffer handed back once written   ▼
+//	    └────────────────────────── writer goroutine: one writev per batch
+//
+// At most three chunk buffers per Apply (pooled across Applies), so memory
+// does not grow with the bundle and, when the switch parses slower than we
+// encode (the usual case), Apply waits for a buffer instead of queueing
+// the whole bundle. A mod that fails to encode is reported, naming it; the
+// adds already sent are discarded with the bundle, so nothing changes.
 //
 // Decoding: nothing a switch sends goes through libOpenflow's decoders.
 // Frames are parsed here with bounds checks (flow stats: table, priority,

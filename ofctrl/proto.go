@@ -338,9 +338,19 @@ func parseMessage(f []byte) (*message, error) {
 const flowStatsLen = 48 // ofp_flow_stats up to the match
 
 // parseFlowStats parses an OFPMP_FLOW reply body: header fields are read
-// here; the match and instructions are kept as raw bytes.
+// here; the match and instructions are kept as raw bytes. They alias b
+// (capacity capped, so appending to one cannot overwrite the other): b is
+// a frame readFrame allocated for this message alone.
 func parseFlowStats(b []byte) ([]FlowStat, error) {
-	var out []FlowStat
+	n := 0
+	for rest := b; len(rest) >= 2; n++ {
+		l := int(binary.BigEndian.Uint16(rest))
+		if l == 0 || l > len(rest) {
+			break // reported below
+		}
+		rest = rest[l:]
+	}
+	out := make([]FlowStat, 0, n)
 	for len(b) > 0 {
 		if len(b) < flowStatsLen+4 {
 			return nil, fmt.Errorf("%w: flow stats entry truncated (%d bytes)", ErrFrame, len(b))
@@ -349,13 +359,13 @@ func parseFlowStats(b []byte) ([]FlowStat, error) {
 		if l < flowStatsLen+4 || l > len(b) {
 			return nil, fmt.Errorf("%w: flow stats entry length %d (have %d)", ErrFrame, l, len(b))
 		}
-		e := b[:l]
+		e := b[:l:l]
 		ml := int(binary.BigEndian.Uint16(e[flowStatsLen+2:]))
 		mpad := (ml + 7) / 8 * 8
 		if ml < 4 || flowStatsLen+mpad > l {
 			return nil, fmt.Errorf("%w: flow stats match length %d in a %d-byte entry", ErrFrame, ml, l)
 		}
-		fs := FlowStat{
+		out = append(out, FlowStat{
 			Table:        e[2],
 			Duration:     time.Duration(binary.BigEndian.Uint32(e[4:]))*time.Second + time.Duration(binary.BigEndian.Uint32(e[8:])),
 			Priority:     binary.BigEndian.Uint16(e[12:]),
@@ -365,10 +375,9 @@ func parseFlowStats(b []byte) ([]FlowStat, error) {
 			Cookie:       binary.BigEndian.Uint64(e[24:]),
 			Packets:      binary.BigEndian.Uint64(e[32:]),
 			Bytes:        binary.BigEndian.Uint64(e[40:]),
-			Match:        append([]byte(nil), e[flowStatsLen:flowStatsLen+ml]...),
-			Instructions: append([]byte(nil), e[flowStatsLen+mpad:]...),
-		}
-		out = append(out, fs)
+			Match:        e[flowStatsLen : flowStatsLen+ml : flowStatsLen+ml],
+			Instructions: e[flowStatsLen+mpad:],
+		})
 		b = b[l:]
 	}
 	return out, nil

@@ -354,11 +354,30 @@ func (s *Switch) FlowStats(ctx context.Context, f FlowFilter) ([]FlowStat, error
 	if err := firstError(o); err != nil {
 		return nil, fmt.Errorf("flow stats: %w", err)
 	}
-	var out []FlowStat
-	for _, m := range o.msgs {
+	out, err := stitchFlowStats(o.msgs)
+	if err != nil {
+		return nil, fmt.Errorf("switch %016x: flow stats: %w", s.dpid, err)
+	}
+	return out, nil
+}
+
+// stitchFlowStats joins the flows of multipart replies into one slice.
+func stitchFlowStats(msgs []*message) ([]FlowStat, error) {
+	n := 0
+	for _, m := range msgs {
 		if m.typ != typeMultipartReply || m.mpType != mpFlow {
-			return nil, fmt.Errorf("switch %016x: flow stats: unexpected %s reply", s.dpid, msgTypeName(m.typ))
+			return nil, fmt.Errorf("unexpected %s reply", msgTypeName(m.typ))
 		}
+		n += len(m.flows)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	if len(msgs) == 1 {
+		return msgs[0].flows, nil
+	}
+	out := make([]FlowStat, 0, n)
+	for _, m := range msgs {
 		out = append(out, m.flows...)
 	}
 	return out, nil

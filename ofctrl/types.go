@@ -19,7 +19,9 @@ type FlowFilter struct {
 
 // FlowStat is one flow as the switch reports it. Header fields are decoded
 // here; Match (the ofp_match, unpadded) and Instructions are raw OpenFlow
-// 1.3 bytes, kept whole whatever actions they contain.
+// 1.3 bytes, kept whole whatever actions they contain. They are slices of
+// the reply they came in (no copy per flow; capacity capped, so appending
+// to one never touches another).
 type FlowStat struct {
 	Table        uint8
 	Priority     uint16
