@@ -91,29 +91,21 @@ func (s *Switch) Apply(ctx context.Context, mods []*openflow13.FlowMod) error {
 	return s.applyBundle(ctx, c, mods)
 }
 
-// encodeMod encodes mods[i] with xid, checking it fits a bundle add.
-func encodeMod(mods []*openflow13.FlowMod, i int, xid uint32) ([]byte, error) {
-	b, err := ofpx.MarshalFlowMod(mods[i], xid)
-	if err != nil {
-		return nil, fmt.Errorf("apply: %s: %w", describeFlowMod(i, len(mods), mods[i]), err)
-	}
-	if len(b)+24 > MaxFrame {
-		return nil, fmt.Errorf("apply: %s: %d bytes does not fit a bundle add message", describeFlowMod(i, len(mods), mods[i]), len(b))
-	}
-	return b, nil
-}
-
 func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.FlowMod) error {
 	n := len(mods)
-	enc := make([][]byte, n)
-	size := 0
-	for i := range mods {
-		b, err := encodeMod(mods, i, 0)
-		if err != nil {
-			return err
+	// Encode everything into one buffer first (nothing is sent if any
+	// mod fails), then set the xids once they are reserved.
+	starts := make([]int, n)
+	var buf []byte
+	for i, fm := range mods {
+		starts[i] = len(buf)
+		var err error
+		if buf, err = ofpx.AppendFlowMod(buf, fm, 0); err != nil {
+			return fmt.Errorf("apply: %s: %w", describeFlowMod(i, n, fm), err)
 		}
-		enc[i] = b
-		size += len(b)
+		if l := len(buf) - starts[i]; l+24 > MaxFrame {
+			return fmt.Errorf("apply: %s: %d bytes does not fit a bundle add message", describeFlowMod(i, n, fm), l)
+		}
 	}
 	describe := func(i int) string {
 		if i >= 0 && i < n {
@@ -121,14 +113,20 @@ func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.Flo
 		}
 		return "barrier request"
 	}
-	o, err := c.request(ctx, n+1, describe, func(l uint32) ([]byte, error) {
-		buf := make([]byte, 0, size+8)
-		for i, b := range enc {
-			binary.BigEndian.PutUint32(b[4:], l+uint32(i))
-			buf = append(buf, b...)
-		}
-		return append(buf, newMsg(typeBarrierRequest, l+uint32(n), 0)...), nil
-	})
+	o, err := c.reserve(n+1, describe)
+	if err != nil {
+		return fmt.Errorf("switch %016x: apply %d flow mods (no bundle): %w", s.dpid, n, err)
+	}
+	for i, st := range starts {
+		binary.BigEndian.PutUint32(buf[st+4:], o.lo+uint32(i))
+	}
+	buf = appendHeader(buf, typeBarrierRequest, o.lo+uint32(n))
+	err = c.sendOwned(buf, nil) // the writer owns buf from here
+	if err != nil {
+		c.forget(o)
+	} else {
+		err = c.wait(ctx, o)
+	}
 	if err != nil {
 		return fmt.Errorf("switch %016x: apply %d flow mods (no bundle; outcome unknown): %w", s.dpid, n, err)
 	}
