@@ -59,6 +59,9 @@ type Config struct {
 	// OFPortTimeout bounds WaitOFPort (and port creation, which waits for
 	// the ofport) when the context has no earlier deadline. Default 10s.
 	OFPortTimeout time.Duration
+	// ApplyTimeout bounds how long IsolatePort waits for ovs-vswitchd to
+	// apply the change (like ovs-vsctl --wait=vswitchd). Default 10s.
+	ApplyTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IsolationVLAN == 0 {
 		c.IsolationVLAN = 4095
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 10 * time.Second
 	}
 	if c.OFPortTimeout <= 0 {
 		c.OFPortTimeout = 10 * time.Second
@@ -125,6 +131,7 @@ func clientModel() (model.ClientDBModel, error) {
 		vswitchd.PortTable:       &vswitchd.Port{},
 		vswitchd.InterfaceTable:  &vswitchd.Interface{},
 		vswitchd.ControllerTable: &vswitchd.Controller{},
+		vswitchd.OpenvSwitchTable: &vswitchd.OpenvSwitch{},
 	})
 }
 
@@ -420,8 +427,10 @@ func (c *Client) connectOnce() error {
 		pt  vswitchd.Port
 		ifc vswitchd.Interface
 		ct  vswitchd.Controller
+		ovs vswitchd.OpenvSwitch
 	)
 	mon := c.ovs.NewMonitor(
+		client.WithTable(&ovs, &ovs.CurCfg, &ovs.NextCfg),
 		client.WithTable(&br, &br.Name, &br.Ports, &br.Controller, &br.FailMode, &br.DatapathID,
 			&br.DatapathType, &br.OtherConfig, &br.ExternalIDs, &br.Protocols),
 		client.WithTable(&pt, &pt.Name, &pt.Interfaces, &pt.Tag, &pt.Trunks, &pt.VLANMode, &pt.ExternalIDs),

@@ -155,8 +155,8 @@ func (m *memDB) setOFPort(iface string, ofport int) {
 	m.transact(ops...)
 }
 
-// fakeVswitchd assigns ofports to interfaces that have none until the test
-// ends, like ovs-vswitchd does.
+// fakeVswitchd assigns ofports to interfaces that have none, and catches
+// cur_cfg up with next_cfg, until the test ends, like ovs-vswitchd does.
 func (m *memDB) fakeVswitchd() {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -174,6 +174,16 @@ func (m *memDB) fakeVswitchd() {
 					next++
 					ifc := &vswitchd.Interface{UUID: i.UUID, Ofport: &n}
 					if ops, err := m.raw.Where(ifc).Update(ifc, &ifc.Ofport); err == nil {
+						_, _ = m.raw.Transact(ctx, ops...)
+					}
+				}
+			}
+			var roots []vswitchd.OpenvSwitch
+			_ = m.raw.List(ctx, &roots)
+			for _, r := range roots {
+				if r.CurCfg < r.NextCfg {
+					row := &vswitchd.OpenvSwitch{UUID: r.UUID, CurCfg: r.NextCfg}
+					if ops, err := m.raw.Where(row).Update(row, &row.CurCfg); err == nil {
 						_, _ = m.raw.Transact(ctx, ops...)
 					}
 				}

@@ -802,3 +802,45 @@ func TestLabTakeOverIsolating(t *testing.T) {
 		t.Errorf("out0 tag %s after release, want %s", tag, tagBefore)
 	}
 }
+
+// IsolatePort returns once ovs-vswitchd has applied the change (cur_cfg
+// caught up with the next_cfg its transaction set), and fails naming the
+// wait when ovs-vswitchd does not apply it in time.
+func TestLabIsolatePortWaitsForVswitchd(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t)
+	l.AddBridge(t, "br0")
+	l.AddInternalPort(t, "br0", "out0", 0)
+	l.AddInternalPort(t, "br0", "out1", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := ovsdb.Dial(ctx, l.DBEndpoint(), ovsdb.Config{Logger: labLogger(t), Netns: l.Netns(),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ApplyTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfgs := func() (cur, next int) {
+		out := l.MustVsctl(t, "get", "Open_vSwitch", ".", "cur_cfg", "next_cfg")
+		f := strings.Fields(out)
+		if len(f) != 2 {
+			t.Fatalf("cur_cfg next_cfg: %q", out)
+		}
+		cur, _ = strconv.Atoi(f[0])
+		next, _ = strconv.Atoi(f[1])
+		return cur, next
+	}
+	_, before := cfgs()
+	if err := c.IsolatePort(ctx, "br0", "out0"); err != nil {
+		t.Fatal(err)
+	}
+	if cur, next := cfgs(); next != before+1 || cur < next {
+		t.Fatalf("after IsolatePort: cur_cfg %d next_cfg %d (next_cfg was %d): returned before ovs-vswitchd applied it", cur, next, before)
+	}
+	l.StopVswitchd(t)
+	defer l.StartVswitchd(t)
+	err = c.IsolatePort(ctx, "br0", "out1")
+	if err == nil || !strings.Contains(err.Error(), "has not applied") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("IsolatePort with ovs-vswitchd stopped: %v, want a timeout saying it was not applied", err)
+	}
+}

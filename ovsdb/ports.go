@@ -390,11 +390,66 @@ func (c *Client) IsolatePort(ctx context.Context, bridge, port string) error {
 	if err != nil || len(ops) == 0 {
 		return err
 	}
-	if _, err := c.transact(ctx, what, ops, 0); err != nil {
+	if err := c.transactApplied(ctx, what, ops, 0); err != nil {
 		return err
 	}
 	c.log.WithField("bridge", bridge).WithField("port", port).WithField("vlan", c.cfg.IsolationVLAN).Info("port isolated from NORMAL")
 	return nil
+}
+
+// transactApplied is transact followed by a wait until ovs-vswitchd has
+// applied the transaction, as ovs-vsctl --wait=vswitchd does: the
+// transaction also increments Open_vSwitch next_cfg and reads it back,
+// and ovs-vswitchd sets cur_cfg to it once its configuration reflects the
+// database. A mirror's flows must not start copying to an output port
+// before NORMAL has stopped sending to it. The wait is bounded by the
+// earlier of ctx and Config.ApplyTimeout; the transaction stays committed
+// when the wait fails.
+func (c *Client) transactApplied(ctx context.Context, what string, ops []libovsdb.Operation, wantOne ...int) error {
+	var roots []vswitchd.OpenvSwitch
+	if err := c.ovs.List(ctx, &roots); err != nil || len(roots) != 1 {
+		return fmt.Errorf("%s: reading the Open_vSwitch row: %d rows, %v", what, len(roots), err)
+	}
+	root := &vswitchd.OpenvSwitch{UUID: roots[0].UUID}
+	mops, err := c.ovs.Where(root).Mutate(root, model.Mutation{Field: &root.NextCfg, Mutator: libovsdb.MutateOperationAdd, Value: 1})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	ops = append(append(ops, mops...), libovsdb.Operation{Op: libovsdb.OperationSelect, Table: vswitchd.OpenvSwitchTable,
+		Where: []libovsdb.Condition{{Column: "_uuid", Function: libovsdb.ConditionEqual, Value: libovsdb.UUID{GoUUID: root.UUID}}},
+		Columns: []string{"next_cfg"}})
+	res, err := c.transact(ctx, what, ops, wantOne...)
+	if err != nil {
+		return err
+	}
+	sel := res[len(res)-1]
+	if len(sel.Rows) != 1 {
+		return fmt.Errorf("%s: reading next_cfg back: %d rows", what, len(sel.Rows))
+	}
+	var want int
+	switch n := sel.Rows[0]["next_cfg"].(type) {
+	case float64:
+		want = int(n)
+	case int:
+		want = n
+	default:
+		return fmt.Errorf("%s: next_cfg read back as %T", what, n)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+	defer cancel()
+	ch, unsub := c.w.notifier()
+	defer unsub()
+	for {
+		var cur []vswitchd.OpenvSwitch
+		if err := c.ovs.List(ctx, &cur); err == nil && len(cur) == 1 && cur[0].CurCfg >= want {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: committed, but ovs-vswitchd has not applied it (cur_cfg < %d): %w", what, want, ctx.Err())
+		}
+	}
 }
 
 // isolateOps returns the operations that isolate port (see IsolatePort),
