@@ -127,10 +127,10 @@ type Client struct {
 // clientModel lists the only tables this package reads or writes.
 func clientModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("Open_vSwitch", map[string]model.Model{
-		vswitchd.BridgeTable:     &vswitchd.Bridge{},
-		vswitchd.PortTable:       &vswitchd.Port{},
-		vswitchd.InterfaceTable:  &vswitchd.Interface{},
-		vswitchd.ControllerTable: &vswitchd.Controller{},
+		vswitchd.BridgeTable:      &vswitchd.Bridge{},
+		vswitchd.PortTable:        &vswitchd.Port{},
+		vswitchd.InterfaceTable:   &vswitchd.Interface{},
+		vswitchd.ControllerTable:  &vswitchd.Controller{},
 		vswitchd.OpenvSwitchTable: &vswitchd.OpenvSwitch{},
 	})
 }

@@ -416,7 +416,7 @@ func (c *Client) transactApplied(ctx context.Context, what string, ops []libovsd
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	ops = append(append(ops, mops...), libovsdb.Operation{Op: libovsdb.OperationSelect, Table: vswitchd.OpenvSwitchTable,
-		Where: []libovsdb.Condition{{Column: "_uuid", Function: libovsdb.ConditionEqual, Value: libovsdb.UUID{GoUUID: root.UUID}}},
+		Where:   []libovsdb.Condition{{Column: "_uuid", Function: libovsdb.ConditionEqual, Value: libovsdb.UUID{GoUUID: root.UUID}}},
 		Columns: []string{"next_cfg"}})
 	res, err := c.transact(ctx, what, ops, wantOne...)
 	if err != nil {
