@@ -1,0 +1,5 @@
+//go:build !race
+
+package ofctrl
+
+const raceEnabled = false
