@@ -249,6 +249,17 @@ type mirrorFlows struct {
 // generate emits p's flows on their own (not into the shared tables) and
 // checks them.
 func (c *compiler) generate(p *mirrorPlan) (*mirrorFlows, error) {
+	for i, f := range p.m.Filters {
+		if _, ok := c.filters[f]; ok {
+			continue
+		}
+		// Validated by an earlier compile.
+		fm, err := ParseFilter(f)
+		if err != nil {
+			return nil, &ValidationError{Mirror: p.m.Name, Field: fmt.Sprintf("filters[%d]", i), Err: err}
+		}
+		c.filters[f] = fm
+	}
 	shared := c.tables
 	for i := range c.scratch {
 		c.scratch[i] = c.scratch[i][:0]
@@ -395,7 +406,7 @@ func (c *compiler) planWith(mirrors []Mirror, cc *Compiler) ([]*mirrorPlan, erro
 	entries := make([]*mirrorEntry, len(mirrors))
 	for i, m := range mirrors {
 		if cc != nil {
-			e, err := cc.validate(m)
+			e, err := cc.validate(m, c.filters)
 			if err != nil {
 				return nil, err
 			}

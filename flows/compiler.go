@@ -24,8 +24,6 @@ type Compiler struct {
 	cfg compilerKey
 	// entries by mirror name: the last validated spec and its flows.
 	entries map[string]*mirrorEntry
-	// filters: parsed filters by text (successful parses only).
-	filters map[string]Match
 	// facts of the previous compile and their version.
 	facts    BridgeFacts
 	factsVer uint64
@@ -97,7 +95,6 @@ func (cc *Compiler) prepare(c *compiler) {
 	}
 	if cc.entries == nil {
 		cc.entries = map[string]*mirrorEntry{}
-		cc.filters = map[string]Match{}
 	}
 	if key != cc.cfg {
 		cc.cfg = key
@@ -110,7 +107,10 @@ func (cc *Compiler) prepare(c *compiler) {
 		cc.facts = cloneFacts(c.facts)
 	}
 	c.factsVer, c.outsVer = cc.factsVer, cc.outsVer
-	c.filters = cc.filters
+	// Parsed filters are kept for this compile only: a spec validated
+	// before is not parsed again unless its flows are generated again
+	// (keeping them would cost more memory than the flows).
+	c.filters = map[string]Match{}
 }
 
 // outputsChanged versions the active output set.
@@ -123,11 +123,11 @@ func (cc *Compiler) outputsChanged(outs []uint32) {
 
 // validate validates m unless the same spec was validated before, and
 // returns its entry.
-func (cc *Compiler) validate(m Mirror) (*mirrorEntry, error) {
+func (cc *Compiler) validate(m Mirror, filters map[string]Match) (*mirrorEntry, error) {
 	if e := cc.entries[m.Name]; e != nil && mirrorEqual(e.spec, m) {
 		return e, nil
 	}
-	if err := m.validate(cc.filters); err != nil {
+	if err := m.validate(filters); err != nil {
 		return nil, err
 	}
 	e := &mirrorEntry{spec: cloneMirror(m)}
@@ -181,31 +181,16 @@ func (c *compiler) planKey(p *mirrorPlan) planKey {
 	return k
 }
 
-// forget drops the entries of mirrors not compiled this time and parsed
-// filters no longer used when they are many.
+// forget drops the entries of mirrors not compiled this time.
 func (cc *Compiler) forget(mirrors []Mirror) {
-	live := 0
-	if len(cc.entries) > len(mirrors) {
-		names := make(map[string]bool, len(mirrors))
-		for _, m := range mirrors {
-			names[m.Name] = true
-		}
-		maps.DeleteFunc(cc.entries, func(name string, _ *mirrorEntry) bool { return !names[name] })
+	if len(cc.entries) <= len(mirrors) {
+		return
 	}
-	for _, e := range cc.entries {
-		live += len(e.spec.Filters)
+	names := make(map[string]bool, len(mirrors))
+	for _, m := range mirrors {
+		names[m.Name] = true
 	}
-	if len(cc.filters) > 2*live+256 {
-		keep := make(map[string]Match, live)
-		for _, e := range cc.entries {
-			for _, f := range e.spec.Filters {
-				if fm, ok := cc.filters[f]; ok {
-					keep[f] = fm
-				}
-			}
-		}
-		cc.filters = keep
-	}
+	maps.DeleteFunc(cc.entries, func(name string, _ *mirrorEntry) bool { return !names[name] })
 }
 
 func mirrorEqual(a, b Mirror) bool {

@@ -260,8 +260,8 @@ func statusText(st map[string]MirrorStatus) string {
 // errors must be identical, and the parts must be the flows regrouped.
 func TestCompilerMatchesCompile(t *testing.T) {
 	seeds := 40
-	if testing.Short() {
-		seeds = 10
+	if testing.Short() || raceEnabled {
+		seeds = 10 // it tests no concurrency
 	}
 	for seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -409,6 +409,42 @@ func BenchmarkCompilerAddOne256x40(b *testing.B) {
 		}
 		if _, err := cc.Compile(Config{}, mirrors[:255], facts); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestCompilerConcurrent compiles on one Compiler from several goroutines
+// (run with -race): each result equals Compile's.
+func TestCompilerConcurrent(t *testing.T) {
+	facts := sampleFacts()
+	all := sampleMirrors()
+	var cc Compiler
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range 20 {
+				ms := all[:1+(g+i)%len(all)]
+				got, err := cc.Compile(Config{}, ms, facts)
+				if err != nil {
+					errs <- err
+					return
+				}
+				want, err := Compile(Config{}, ms, facts)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !reflect.DeepEqual(got.Flows, want.Flows) {
+					errs <- fmt.Errorf("goroutine %d, compile %d: flows differ", g, i)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -12,6 +12,12 @@
 //	text, _ := res.Flows[0].MarshalText()                    // ovs-ofctl dump-flows --no-stats syntax
 //	counters := flows.Aggregate(res.Generation, flowStats)   // per mirror / selection / filter (see Counters)
 //
+// A long-lived caller that compiles the same bridge again and again (one
+// mirror added, changed or removed at a time) uses a Compiler instead:
+// same results, but filters are not parsed again and mirrors whose inputs
+// did not change keep their flows (Result.Parts hands them out as the same
+// slices), so a compile costs about the change plus the shared flows.
+//
 // When taking over a bridge that has been forwarding, seed the shadow MAC
 // table from `ovs-appctl fdb/show` (ParseFDBShow, MACFlows); otherwise
 // known unicast is predicted as a flood, and copied as egress of bystander
@@ -141,5 +147,7 @@
 //
 // Mirror, Match, Flow, Result and Changes are values: safe for concurrent
 // reads, not for concurrent mutation. Compile and the other functions keep
-// no state between calls and may run concurrently.
+// no state between calls and may run concurrently. A Compiler keeps state
+// (no I/O) and is safe for concurrent use; the flows it returns are shared
+// between its results and must not be modified.
 package flows
