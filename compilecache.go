@@ -19,8 +19,9 @@ type bridgeCache struct {
 	mu sync.Mutex
 	fc flows.Compiler
 	// parts: the entries made from each mirror's part of the previous
-	// compile, by mirror ID.
-	parts map[uint16]convertedPart
+	// compile, by mirror ID; static: those of its first shared part.
+	parts  map[uint16]convertedPart
+	static convertedPart
 }
 
 // convertedPart is a mirror's flows (identified by their slice, which
@@ -65,23 +66,41 @@ func (cc *compileCache) compile(bridge string, cfg flows.Config, in []flows.Mirr
 	}
 	out := make([]FlowEntry, 0, total)
 	parts := make(map[uint16]convertedPart, len(res.Parts))
+	var shared []flows.Part
 	for _, p := range res.Parts {
-		if p.Mirror == 0 || len(p.Flows) == 0 {
+		if p.Mirror == 0 {
+			shared = append(shared, p)
 			continue
 		}
 		name := names[p.Mirror]
-		cp, ok := b.parts[p.Mirror]
-		if !ok || cp.first != &p.Flows[0] || cp.n != len(p.Flows) || cp.name != name {
-			cp = convertedPart{first: &p.Flows[0], n: len(p.Flows), name: name, entries: toEntries(p.Flows, name)}
-		}
+		cp := b.parts[p.Mirror].reuse(p.Flows, name)
 		parts[p.Mirror] = cp
 		out = append(out, cp.entries...)
 	}
 	b.parts = parts
-	if len(res.Parts) > 0 && res.Parts[0].Mirror == 0 {
-		out = append(out, toEntries(res.Parts[0].Flows, "")...)
+	for i, p := range shared {
+		if i == 0 {
+			// Static shared flows: the same slice while facts and outputs
+			// stay the same.
+			b.static = b.static.reuse(p.Flows, "")
+			out = append(out, b.static.entries...)
+			continue
+		}
+		out = append(out, toEntries(p.Flows, "")...)
 	}
 	return res, out, nil
+}
+
+// reuse returns cp if it was made from fl for mirror, else entries made
+// from fl.
+func (cp convertedPart) reuse(fl []flows.Flow, mirror string) convertedPart {
+	if len(fl) == 0 {
+		return convertedPart{name: mirror}
+	}
+	if cp.first == &fl[0] && cp.n == len(fl) && cp.name == mirror {
+		return cp
+	}
+	return convertedPart{first: &fl[0], n: len(fl), name: mirror, entries: toEntries(fl, mirror)}
 }
 
 // toEntries makes entries of fl, which must stay unchanged (a part of a

@@ -101,12 +101,15 @@ type Result struct {
 	Status map[string]MirrorStatus
 	// Generation used in the cookies.
 	Generation uint8
-	// Parts are Flows grouped: first the shared pipeline flows (Mirror 0),
+	// Parts are Flows grouped: first the shared pipeline flows in two
+	// parts with Mirror 0 (those that depend only on the configuration,
+	// the bridge facts and the set of outputs; then the dispatch flow),
 	// then the flows of each active mirror in ID order, each part in table
 	// order. A Compiler returns the very same Flows slice (same backing
-	// array) for a mirror whose flows did not change since its previous
-	// compile, so callers may keep what they derive from a part while its
-	// slice stays the same. Parts and the flows in them are read-only.
+	// array) for the first shared part and for each mirror whose inputs did
+	// not change since its previous compile, so callers may keep what they
+	// derive from a part while its slice stays the same. Parts and the
+	// flows in them are read-only.
 	Parts []Part
 }
 
@@ -131,10 +134,13 @@ type compiler struct {
 	toCount    ActResubmit
 	// outPorts are the active mirrors' output ports (ofport).
 	outPorts map[uint32]bool
-	// outList are the same, sorted.
-	outList []uint32
-	vlans   map[string]portVLAN
-	filters map[string]Match
+	// outs are the same ports in OpenFlow port order, outNames their
+	// names, outSeen the set of names.
+	outs     []PortFacts
+	outNames []string
+	outSeen  map[string]bool
+	vlans    map[string]portVLAN
+	filters  map[string]Match
 	// scratch receives one mirror's flows while it is generated.
 	scratch [NumTables][]Flow
 	// factsVer and outsVer identify the bridge facts and the output set
@@ -181,24 +187,34 @@ func (c *compiler) run(cc *Compiler, mirrors []Mirror, flat bool) (*Result, erro
 	}
 	c.toEmit = []Action{ActResubmit{c.table(tEmit)}}
 	c.toCount = ActResubmit{c.table(tCount)}
-	c.emitPipeline(plans)
+	c.outputs(plans)
+	var static *mirrorFlows
 	if cc != nil {
-		cc.outputsChanged(c.outList)
+		cc.outputsChanged(c.outNames)
+		c.outsVer = cc.outsVer
+		static = cc.cachedStatic()
 	}
-	shared := make([]Flow, 0, c.count())
-	for i := range c.tables {
-		shared = append(shared, c.tables[i]...)
+	if static == nil {
+		var err error
+		if static, err = c.generate(nil); err != nil {
+			return nil, err
+		}
+		if cc != nil {
+			cc.storeStatic(static)
+		}
 	}
-	for i := range shared {
-		if err := c.checkFlow(&shared[i]); err != nil {
+	c.emitDispatch(plans)
+	dispatch := c.tables[tDispatch]
+	for i := range dispatch {
+		if err := c.checkFlow(&dispatch[i]); err != nil {
 			return nil, fmt.Errorf("internal error: %w", err)
 		}
 	}
 	res := &Result{Status: make(map[string]MirrorStatus, len(plans)), Generation: c.gen}
-	res.Parts = make([]Part, 0, 1+len(plans))
-	res.Parts = append(res.Parts, Part{Flows: shared})
+	res.Parts = make([]Part, 0, 2+len(plans))
+	res.Parts = append(res.Parts, Part{Flows: static.flows}, Part{Flows: dispatch})
 	parts := make([]*mirrorFlows, 0, len(plans))
-	total := len(shared)
+	total := len(static.flows) + len(dispatch)
 	for _, p := range plans {
 		if !p.status.Active {
 			continue
@@ -225,6 +241,7 @@ func (c *compiler) run(cc *Compiler, mirrors []Mirror, flat bool) (*Result, erro
 		// By table: the shared flows, then each mirror's in ID order.
 		res.Flows = make([]Flow, 0, total)
 		for t := range NumTables {
+			res.Flows = append(res.Flows, static.flows[static.bounds[t]:static.bounds[t+1]]...)
 			res.Flows = append(res.Flows, c.tables[t]...)
 			for _, mf := range parts {
 				res.Flows = append(res.Flows, mf.flows[mf.bounds[t]:mf.bounds[t+1]]...)
@@ -246,10 +263,14 @@ type mirrorFlows struct {
 	selections []Selection
 }
 
-// generate emits p's flows on their own (not into the shared tables) and
-// checks them.
+// generate emits p's flows, or the static shared flows when p is nil, on
+// their own (not into the shared tables) and checks them.
 func (c *compiler) generate(p *mirrorPlan) (*mirrorFlows, error) {
-	for i, f := range p.m.Filters {
+	var filters []string
+	if p != nil {
+		filters = p.m.Filters
+	}
+	for i, f := range filters {
 		if _, ok := c.filters[f]; ok {
 			continue
 		}
@@ -265,10 +286,16 @@ func (c *compiler) generate(p *mirrorPlan) (*mirrorFlows, error) {
 		c.scratch[i] = c.scratch[i][:0]
 	}
 	c.tables = c.scratch
-	p.status.Selections = nil
-	c.emitMirror(p)
+	var mf *mirrorFlows
+	if p != nil {
+		p.status.Selections = nil
+		c.emitMirror(p)
+		mf = &mirrorFlows{key: c.planKey(p), selections: p.status.Selections}
+	} else {
+		c.emitStatic()
+		mf = &mirrorFlows{}
+	}
 	c.scratch, c.tables = c.tables, shared
-	mf := &mirrorFlows{key: c.planKey(p), selections: p.status.Selections}
 	n := 0
 	for i := range c.scratch {
 		n += len(c.scratch[i])
@@ -364,14 +391,6 @@ func (c *compiler) add(off uint8, prio uint16, cookie uint64, m Match, acts ...A
 // (flows are read-only once built).
 func (c *compiler) addActs(off uint8, prio uint16, cookie uint64, m Match, acts []Action) {
 	c.tables[off] = append(c.tables[off], Flow{Table: c.table(off), Priority: prio, Cookie: cookie, Match: m, Actions: acts})
-}
-
-func (c *compiler) count() int {
-	n := 0
-	for i := range c.tables {
-		n += len(c.tables[i])
-	}
-	return n
 }
 
 func (c *compiler) port(name string) (PortFacts, bool) {
@@ -553,26 +572,36 @@ func (c *compiler) continuation() Action {
 	return ActNormal{}
 }
 
-// emitPipeline writes the shared tables: classify, learn, predict, dispatch.
-func (c *compiler) emitPipeline(plans []*mirrorPlan) {
-	pipe := c.cookie(KindPipeline, 0, 0)
-	// classify: drop from active outputs.
-	var outs []PortFacts
-	seen := map[string]bool{}
+// outputs finds the active mirrors' output ports.
+func (c *compiler) outputs(plans []*mirrorPlan) {
+	c.outSeen = map[string]bool{}
+	c.outs = c.outs[:0]
 	for _, p := range plans {
-		if p.status.Active && p.outPort.Name != "" && !seen[p.outPort.Name] {
-			seen[p.outPort.Name] = true
-			outs = append(outs, p.outPort)
+		if p.status.Active && p.outPort.Name != "" && !c.outSeen[p.outPort.Name] {
+			c.outSeen[p.outPort.Name] = true
+			c.outs = append(c.outs, p.outPort)
 		}
 	}
+	outs := c.outs
 	sort.Slice(outs, func(i, j int) bool {
 		return outs[i].OFPort < outs[j].OFPort || outs[i].OFPort == outs[j].OFPort && outs[i].Name < outs[j].Name
 	})
 	c.outPorts = make(map[uint32]bool, len(outs))
-	c.outList = make([]uint32, 0, len(outs))
+	c.outNames = make([]string, 0, len(outs))
 	for _, o := range outs {
 		c.outPorts[o.OFPort] = true
-		c.outList = append(c.outList, o.OFPort)
+		c.outNames = append(c.outNames, o.Name)
+	}
+}
+
+// emitStatic writes the shared tables that depend only on the
+// configuration, the bridge facts and the outputs: classify, learn,
+// predict.
+func (c *compiler) emitStatic() {
+	pipe := c.cookie(KindPipeline, 0, 0)
+	seen := c.outSeen
+	// classify: drop from active outputs.
+	for _, o := range c.outs {
 		c.add(tClassify, 1000, c.cookie(KindDropOutput, 0, 0), Match{}.WithInPort(o.OFPort))
 	}
 	next := ActGotoTable{c.table(tLearn)}
@@ -654,7 +683,12 @@ func (c *compiler) emitPipeline(plans []*mirrorPlan) {
 			ActLoad{egressAll, uint64(EgressFlood)}, ActResubmit{c.table(tMACs)}, toDispatch)
 	}
 
-	// dispatch: outputs in key order, their mirrors in ID order.
+}
+
+// emitDispatch writes the dispatch flow: outputs in key order, their
+// mirrors in ID order.
+func (c *compiler) emitDispatch(plans []*mirrorPlan) {
+	pipe := c.cookie(KindPipeline, 0, 0)
 	groups := map[string][]*mirrorPlan{}
 	var keys []string
 	for _, p := range plans {

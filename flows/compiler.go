@@ -27,10 +27,15 @@ type Compiler struct {
 	// facts of the previous compile and their version.
 	facts    BridgeFacts
 	factsVer uint64
-	// outs: the active output ports of the previous compile, and their
-	// version.
-	outs    []uint32
+	// outs: the active output ports of the previous compile (names in
+	// OpenFlow port order), and their version.
+	outs    []string
 	outsVer uint64
+	// static: the shared flows that depend only on the configuration,
+	// facts and outputs (classify, learn, predict), for versions
+	// staticVer.
+	static    *mirrorFlows
+	staticVer [2]uint64
 }
 
 // compilerKey is the normalized configuration flows depend on.
@@ -101,20 +106,34 @@ func (cc *Compiler) prepare(c *compiler) {
 		for _, e := range cc.entries {
 			e.flows = nil
 		}
+		cc.static = nil
 	}
 	if cc.factsVer == 0 || !factsEqual(cc.facts, c.facts) {
 		cc.factsVer++
 		cc.facts = cloneFacts(c.facts)
 	}
-	c.factsVer, c.outsVer = cc.factsVer, cc.outsVer
+	c.factsVer = cc.factsVer
 	// Parsed filters are kept for this compile only: a spec validated
 	// before is not parsed again unless its flows are generated again
 	// (keeping them would cost more memory than the flows).
 	c.filters = map[string]Match{}
 }
 
+// cachedStatic returns the static shared flows if the facts and outputs
+// are those they were generated for (a configuration change drops them).
+func (cc *Compiler) cachedStatic() *mirrorFlows {
+	if cc.static == nil || cc.staticVer != [2]uint64{cc.factsVer, cc.outsVer} {
+		return nil
+	}
+	return cc.static
+}
+
+func (cc *Compiler) storeStatic(mf *mirrorFlows) {
+	cc.static, cc.staticVer = mf, [2]uint64{cc.factsVer, cc.outsVer}
+}
+
 // outputsChanged versions the active output set.
-func (cc *Compiler) outputsChanged(outs []uint32) {
+func (cc *Compiler) outputsChanged(outs []string) {
 	if cc.outsVer == 0 || !slices.Equal(cc.outs, outs) {
 		cc.outsVer++
 		cc.outs = slices.Clone(outs)
