@@ -141,6 +141,8 @@ type compiler struct {
 	outSeen  map[string]bool
 	vlans    map[string]portVLAN
 	filters  map[string]Match
+	// keep: the flows generated are kept by a Compiler (with their key).
+	keep bool
 	// scratch receives one mirror's flows while it is generated.
 	scratch [NumTables][]Flow
 	// factsVer and outsVer identify the bridge facts and the output set
@@ -179,6 +181,7 @@ func (c *compiler) run(cc *Compiler, mirrors []Mirror, flat bool) (*Result, erro
 		return nil, err
 	}
 	if cc != nil {
+		c.keep = true
 		cc.prepare(c)
 	}
 	plans, err := c.planWith(mirrors, cc)
@@ -232,7 +235,10 @@ func (c *compiler) run(cc *Compiler, mirrors []Mirror, flat bool) (*Result, erro
 			}
 		}
 		p.status.Flows = len(mf.flows)
-		p.status.Selections = slices.Clone(mf.selections)
+		p.status.Selections = mf.selections
+		if c.keep {
+			p.status.Selections = slices.Clone(mf.selections) // the kept ones stay unchanged
+		}
 		parts = append(parts, mf)
 		res.Parts = append(res.Parts, Part{Mirror: p.m.ID, Flows: mf.flows})
 		total += len(mf.flows)
@@ -290,7 +296,10 @@ func (c *compiler) generate(p *mirrorPlan) (*mirrorFlows, error) {
 	if p != nil {
 		p.status.Selections = nil
 		c.emitMirror(p)
-		mf = &mirrorFlows{key: c.planKey(p), selections: p.status.Selections}
+		mf = &mirrorFlows{selections: p.status.Selections}
+		if c.keep {
+			mf.key = c.planKey(p)
+		}
 	} else {
 		c.emitStatic()
 		mf = &mirrorFlows{}
