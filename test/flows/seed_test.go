@@ -44,14 +44,7 @@ func TestSeededMACTableOnWarmBridge(t *testing.T) {
 	// flowspan takes the warm bridge over: no flush, shadow table seeded.
 	mirrors := []flows.Mirror{{Name: "m", Egress: []string{"a2"}, Output: flows.Output{Port: "mirror0"}}}
 	b.install(t, flows.Config{}, mirrors, map[string]bool{"mirror0": true})
-	fdb, err := b.l.Appctl("fdb/show", "br0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := flows.ParseFDBShow(fdb)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fdb, entries := b.macTableEntries(t)
 	seeded, err := flows.MACFlows(flows.Config{}, mirrors, b.facts(t, map[string]bool{"mirror0": true}), entries)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +76,20 @@ func waitLearned(t *testing.T, b *bench, hosts ...string) {
 		}
 		return nil
 	})
+}
+
+// macTableEntries reads and parses the bridge's MAC table.
+func (b *bench) macTableEntries(t *testing.T) (string, []flows.MACEntry) {
+	t.Helper()
+	fdb, err := b.l.Appctl("fdb/show", "br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := flows.ParseFDBShow(fdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fdb, entries
 }
 
 // addFlows adds flows without replacing the table.
@@ -173,14 +180,7 @@ func TestSplitSeedsAreExact(t *testing.T) {
 			m.Name, m.Output = "m", flows.Output{Port: "mirror0"}
 			mirrors := []flows.Mirror{m}
 			b.install(t, flows.Config{}, mirrors, map[string]bool{"mirror0": true})
-			fdb, err := b.l.Appctl("fdb/show", "br0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			entries, err := flows.ParseFDBShow(fdb)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fdb, entries := b.macTableEntries(t)
 			facts := b.facts(t, map[string]bool{"mirror0": true})
 			now, later, err := flows.SplitMACEntries(flows.Config{}, mirrors, facts, entries)
 			if err != nil {
