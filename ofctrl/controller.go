@@ -369,6 +369,7 @@ func (c *Controller) dialLoop(ctx context.Context, t target) {
 func (c *Controller) serve(ctx context.Context, nc net.Conn, remote string) {
 	stopClose := context.AfterFunc(ctx, func() { _ = nc.Close() })
 	defer stopClose()
+	setWriteBuffer(nc)
 	br := bufio.NewReaderSize(nc, 64*1024)
 	dpid, err := c.handshake(nc, br)
 	if err != nil {
@@ -466,5 +467,21 @@ func (c *Controller) handshake(nc net.Conn, br *bufio.Reader) (uint64, error) {
 				return 0, fmt.Errorf("send echo reply: %w", err)
 			}
 		}
+	}
+}
+
+// sockWriteBuffer is the socket send buffer asked for (the kernel caps it
+// at net.core.wmem_max). With a large bundle in flight the switch then
+// has this much queued to parse, so a moment in which the controller is
+// not scheduled (2 CPUs shared with ovs-vswitchd) does not leave it idle.
+const sockWriteBuffer = 1 << 20
+
+// setWriteBuffer enlarges nc's socket send buffer (best effort).
+func setWriteBuffer(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if wb, ok := nc.(interface{ SetWriteBuffer(int) error }); ok {
+		_ = wb.SetWriteBuffer(sockWriteBuffer)
 	}
 }

@@ -69,7 +69,9 @@
 // At most three chunk buffers per Apply (pooled across Applies), so memory
 // does not grow with the bundle and, when the switch parses slower than we
 // encode (the usual case), Apply waits for a buffer instead of queueing
-// the whole bundle. A mod that fails to encode is reported, naming it; the
+// the whole bundle. Connections ask for a 1 MiB socket send buffer
+// (capped by net.core.wmem_max), so the switch has that much queued to
+// parse even when the controller is briefly not scheduled. A mod that fails to encode is reported, naming it; the
 // adds already sent are discarded with the bundle, so nothing changes.
 //
 // Decoding: nothing a switch sends goes through libOpenflow's decoders.
