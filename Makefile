@@ -26,9 +26,11 @@ deps:
 	fi
 	@$(GO) mod download
 
-## build: bin/flowspan
+## build: bin/flowspan (the client-only build: every command but serve, which runs
+## bin/flowspan-daemon) and bin/flowspan-daemon (the full build of the same command)
 build:
-	$(GO) build -o bin/flowspan ./cmd/flowspan
+	$(GO) build -tags flowspanclient -o bin/flowspan ./cmd/flowspan
+	$(GO) build -o bin/flowspan-daemon ./cmd/flowspan
 
 ## test: unit and integration tests against a real (private) Open vSwitch, the conformance
 ## suite, and short fuzz runs

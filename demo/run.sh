@@ -46,6 +46,6 @@ fi
 
 echo "==> Building flowspan"
 mkdir -p bin
-go build -o bin/flowspan ./cmd/flowspan
+go build -tags flowspanclient -o bin/flowspan ./cmd/flowspan && go build -o bin/flowspan-daemon ./cmd/flowspan
 go build -o bin/flowspan-demo ./demo
 exec bin/flowspan-demo --flowspan bin/flowspan "$@"
