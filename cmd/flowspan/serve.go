@@ -20,7 +20,6 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-
 type serveOptions struct {
 	config  string
 	ovsdb   string
