@@ -72,7 +72,9 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags flowspanclient ./cmd/flowspan
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tests=false -tags flowspanclient ./cmd/flowspan
 
 ## models: regenerate the OVSDB models from the installed vswitchd schema
 models:
