@@ -74,19 +74,30 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 	firstPacketCase(t, l, cfg, rep, caseNewFlows, ways, sock, fpFreshPort, start.Add(2*third))
 	// The common case once a bridge is in use: it already has a mirror
 	// made by the same tool (h2 to mirror1), so flowspan has taken it over
-	// and only adds flows, and OVS only adds a Mirror row.
+	// and only adds flows, and OVS only adds a Mirror row. Each way's runs
+	// see only its own tool's other mirror.
 	l.AddInternalPort(t, "br0", "mirror1", 0)
-	if _, err := l.Vsctl("--", "--id=@p", "get", "Port", h2.Port(), "--", "--id=@o", "get", "Port", "mirror1",
-		"--", "--id=@m", "create", "Mirror", "name=other", "select_src_port=@p", "select_dst_port=@p", "output_port=@o",
-		"--", "add", "Bridge", "br0", "mirrors", "@m"); err != nil {
-		t.Fatalf("native mirror of h2: %v", err)
+	warm := []*fpWay{
+		{name: ways[0].name, na: ways[0].na, create: ways[0].create, teardown: ways[0].teardown,
+			before: func() error {
+				_, err := l.Vsctl("--", "--id=@p", "get", "Port", h2.Port(), "--", "--id=@o", "get", "Port", "mirror1",
+					"--", "--id=@m", "create", "Mirror", "name=other", "select_src_port=@p", "select_dst_port=@p", "output_port=@o",
+					"--", "add", "Bridge", "br0", "mirrors", "@m")
+				return err
+			}, after: func() error {
+				_, err := l.Vsctl("--", "--id=@m", "get", "Mirror", "other", "--", "remove", "Bridge", "br0", "mirrors", "@m")
+				return err
+			}},
+		{name: ways[1].name, na: ways[1].na, create: ways[1].create, teardown: ways[1].teardown,
+			before: func() error {
+				_, err := d.cli("mirror", "add", "other", "--bridge", "br0", "--port", h2.Port(), "--to", "mirror1")
+				return err
+			}, after: func() error {
+				_, err := d.cli("mirror", "del", "other")
+				return err
+			}},
 	}
-	if ways[1].na == "" {
-		if _, err := d.cli("mirror", "add", "other", "--bridge", "br0", "--port", h2.Port(), "--to", "mirror1"); err != nil {
-			t.Fatalf("flowspan mirror of h2: %v", err)
-		}
-	}
-	firstPacketCase(t, l, cfg, rep, caseWarm, ways, sock, fpFreshPort, start.Add(3*third))
+	firstPacketCase(t, l, cfg, rep, caseWarm, warm, sock, fpFreshPort, start.Add(3*third))
 	stop()
 }
 
@@ -105,6 +116,9 @@ type fpWay struct {
 	na       string
 	create   func() error
 	teardown func() error
+	// before and after, when set, run (untimed) around each run: the
+	// state the way's runs start from.
+	before, after func() error
 }
 
 func firstPacketCase(t lab.T, l *lab.Lab, cfg *Config, rep *Report, cs string, ways []*fpWay, sock int, port uint16, deadline time.Time) {
@@ -128,6 +142,11 @@ func firstPacketCase(t lab.T, l *lab.Lab, cfg *Config, rep *Report, cs string, w
 			if w.na != "" {
 				continue
 			}
+			if w.before != nil {
+				if err := w.before(); err != nil {
+					t.Fatalf("%s, %s: preparing: %v", cs, w.name, err)
+				}
+			}
 			// Nothing of the traffic may reach mirror0 before the mirror exists.
 			if n := drainCopies(sock, port, 200*time.Millisecond); n > 0 {
 				t.Fatalf("%s, %s: %d packets on mirror0 with no mirror", cs, w.name, n)
@@ -145,6 +164,9 @@ func firstPacketCase(t lab.T, l *lab.Lab, cfg *Config, rep *Report, cs string, w
 			if cerr != nil {
 				w.na = "failed: " + cerr.Error()
 				rows[w.name].NA = w.na
+				if w.after != nil {
+					_ = w.after()
+				}
 				continue
 			}
 			ret[w.name] = append(ret[w.name], time.Duration(returned.Load()).Seconds())
@@ -167,6 +189,11 @@ func firstPacketCase(t lab.T, l *lab.Lab, cfg *Config, rep *Report, cs string, w
 			}
 			if err := w.teardown(); err != nil {
 				t.Fatalf("%s: removing the mirror: %v", w.name, err)
+			}
+			if w.after != nil {
+				if err := w.after(); err != nil {
+					t.Fatalf("%s, %s: cleaning up: %v", cs, w.name, err)
+				}
 			}
 			// OVS keeps a removed native Mirror in datapath flows it
 			// cached too: purge them so the next run starts clean.
