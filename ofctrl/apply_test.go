@@ -1,10 +1,14 @@
 package ofctrl
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestApplyLargeBundleInterleaved: a bundle far larger than Apply's chunk
@@ -130,4 +134,84 @@ func TestApplyMemoryBounded(t *testing.T) {
 	}
 	fs.nc.Close()
 	<-sinkDone
+}
+
+// TestApplyCancelMidStream: when ctx ends while Apply waits for the switch
+// to take more of a large bundle, Apply returns the context error, the
+// bundle is discarded and never committed.
+func TestApplyCancelMidStream(t *testing.T) {
+	checkLeaks(t)
+	c := newTestController(t, Config{})
+	fs := connect(t, c, 5)
+	sw, err := c.Switch(testCtx(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000 // ~1 MB, far more than Apply keeps in flight
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	applied := make(chan error, 1)
+	go func() { applied <- sw.Apply(ctx, testMods(n)) }()
+	open := fs.read()
+	_, id, ct, _ := parseBundle(t, open)
+	if ct != bundleOpen {
+		t.Fatalf("first message is bundle control %d, want OPEN", ct)
+	}
+	fs.write(bundleControlMsg(frameXID(open), id, bundleOpenReply))
+	adds := 0
+	for adds < 100 {
+		if et, _, _, _ := parseBundle(t, fs.read()); et == onfBundleAdd {
+			adds++
+		}
+	}
+	// The switch stops reading: net.Pipe holds nothing, so Apply soon
+	// waits for a chunk buffer to come back. Cancel it there.
+	cancel()
+	for {
+		f := fs.read()
+		et, fid, ct, _ := parseBundle(t, f)
+		if et == onfBundleAdd {
+			adds++
+			continue
+		}
+		if ct == bundleCommit {
+			t.Fatalf("COMMIT after cancellation (%d adds)", adds)
+		}
+		if ct != bundleDiscard || fid != id {
+			t.Fatalf("got bundle control %d for bundle %d, want DISCARD of %d", ct, fid, id)
+		}
+		fs.write(bundleControlMsg(frameXID(f), id, bundleDiscardReply))
+		break
+	}
+	err = <-applied
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "bundle discarded, nothing changed") {
+		t.Fatalf("Apply = %v, want context.Canceled with the bundle discarded", err)
+	}
+	if adds >= n {
+		t.Errorf("all %d adds were sent despite the cancellation", adds)
+	}
+}
+
+// TestApplyDisconnectMidStream: the switch going away mid-bundle fails
+// Apply with ErrDisconnected (the bundle dies with the connection).
+func TestApplyDisconnectMidStream(t *testing.T) {
+	checkLeaks(t)
+	c := newTestController(t, Config{})
+	fs := connect(t, c, 5)
+	sw, err := c.Switch(testCtx(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := make(chan error, 1)
+	go func() { applied <- sw.Apply(testCtx(t), testMods(20000)) }()
+	for adds := 0; adds < 100; {
+		if et, _, _, _ := parseBundle(t, fs.read()); et == onfBundleAdd {
+			adds++
+		}
+	}
+	fs.nc.Close()
+	if err := <-applied; !errors.Is(err, ErrDisconnected) || !strings.Contains(err.Error(), "nothing changed") {
+		t.Fatalf("Apply = %v, want ErrDisconnected, nothing changed", err)
+	}
+	waitEvent[Disconnected](t, c, 5*time.Second)
 }
