@@ -177,8 +177,9 @@ func (e *ofError) Error() string {
 
 // rawConn is a connected, version-negotiated OpenFlow 1.3 connection.
 type rawConn struct {
-	c net.Conn
-	r *bufio.Reader
+	c       net.Conn
+	r       *bufio.Reader
+	bundles uint32 // bundles sent (the next bundle's id)
 }
 
 // dialRaw connects to a unix socket (e.g. <rundir>/br0.mgmt) and exchanges
@@ -265,16 +266,26 @@ type bundleTiming struct {
 	Commit time.Duration // last byte written → commit reply
 }
 
-// rawBundle installs mods as one atomic bundle and times it. The write
-// happens in its own goroutine so replies and echo requests are read while
-// a large bundle is still being written.
+// rawBundle installs mods as one atomic bundle on a new connection and
+// times it (the connection set-up is not timed).
 func rawBundle(ctx context.Context, path string, mods [][]byte) (bundleTiming, error) {
 	rc, err := dialRaw(ctx, path)
 	if err != nil {
 		return bundleTiming{}, err
 	}
 	defer rc.Close()
-	buf, commitXID := encodeBundle(mods, 1)
+	return rc.bundle(ctx, mods)
+}
+
+// bundle installs mods as one atomic bundle and times it. The write
+// happens in its own goroutine so replies and echo requests are read while
+// a large bundle is still being written. The connection can be reused.
+func (rc *rawConn) bundle(ctx context.Context, mods [][]byte) (bundleTiming, error) {
+	rc.bundles++
+	buf, commitXID := encodeBundle(mods, rc.bundles)
+	if dl, ok := ctx.Deadline(); ok {
+		_ = rc.c.SetDeadline(dl)
+	}
 	wrote := make(chan time.Time, 1)
 	werr := make(chan error, 1)
 	start := time.Now()
@@ -283,7 +294,7 @@ func rawBundle(ctx context.Context, path string, mods [][]byte) (bundleTiming, e
 		wrote <- time.Now()
 		werr <- err
 	}()
-	err = rc.waitFor(commitXID, func(typ uint8, body []byte) bool {
+	err := rc.waitFor(commitXID, func(typ uint8, body []byte) bool {
 		return typ == ofptExperimenter && len(body) >= 14 &&
 			binary.BigEndian.Uint32(body[4:]) == onfBundleControl &&
 			binary.BigEndian.Uint16(body[12:]) == bundleCommitReply
@@ -292,10 +303,10 @@ func rawBundle(ctx context.Context, path string, mods [][]byte) (bundleTiming, e
 	if err != nil {
 		rc.c.Close() // unblocks the writer
 		<-werr
-		return bundleTiming{}, fmt.Errorf("bundle of %d flows on %s: %w", len(mods), path, err)
+		return bundleTiming{}, fmt.Errorf("bundle of %d flows: %w", len(mods), err)
 	}
 	if err := <-werr; err != nil {
-		return bundleTiming{}, fmt.Errorf("bundle of %d flows on %s: write: %w", len(mods), path, err)
+		return bundleTiming{}, fmt.Errorf("bundle of %d flows: write: %w", len(mods), err)
 	}
 	w := <-wrote
 	return bundleTiming{Total: end.Sub(start), Commit: end.Sub(w)}, nil
