@@ -109,7 +109,7 @@ func benchDatapath(t lab.T, cfg *Config, rep *Report) {
 			break
 		}
 		for k := range variants {
-			v := &variants[(k+r)%len(variants)]
+			v := &variants[runOrder(len(variants), r, k)]
 			if v.na != "" {
 				continue
 			}

@@ -138,7 +138,7 @@ func firstPacketCase(t lab.T, l *lab.Lab, cfg *Config, rep *Report, cs string, w
 			break
 		}
 		for k := range ways {
-			w := ways[(k+r)%len(ways)]
+			w := ways[runOrder(len(ways), r, k)]
 			if w.na != "" {
 				continue
 			}

@@ -104,9 +104,9 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 				rep.Note("%s %s: stopped after %d runs (time budget)", secProgram, cs, r)
 				break
 			}
-			// Rotate the order each run so no tool always goes first.
+			// Vary the order each run (runOrder) so no tool always goes first.
 			for k := range ins {
-				in := ins[(k+r)%len(ins)]
+				in := ins[runOrder(len(ins), r, k)]
 				if in.na != "" {
 					continue
 				}
@@ -128,7 +128,7 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 				if err != nil {
 					if in.name == subjFlowspan {
 						rows[in.name].NA = "failed: " + err.Error()
-						ins[(k+r)%len(ins)].na = rows[in.name].NA
+						ins[runOrder(len(ins), r, k)].na = rows[in.name].NA
 						continue
 					}
 					t.Fatalf("%s, %s: %v", in.name, cs, err)

@@ -212,3 +212,44 @@ func TestConfigsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRunOrder: every round is a permutation; over 2n rounds every subject
+// is at every position, and every pair is in each order equally often.
+func TestRunOrder(t *testing.T) {
+	for n := 2; n <= 5; n++ {
+		at := map[[2]int]int{}
+		before := map[[2]int]int{}
+		for r := 0; r < 2*n; r++ {
+			pos := map[int]int{}
+			for k := 0; k < n; k++ {
+				i := runOrder(n, r, k)
+				if _, dup := pos[i]; dup || i < 0 || i >= n {
+					t.Fatalf("n=%d round %d: position %d -> %d twice or out of range", n, r, k, i)
+				}
+				pos[i] = k
+				at[[2]int{i, k}]++
+			}
+			for a := 0; a < n; a++ {
+				for b := 0; b < n; b++ {
+					if a != b && pos[a] < pos[b] {
+						before[[2]int{a, b}]++
+					}
+				}
+			}
+		}
+		for i := 0; i < n; i++ {
+			for k := 0; k < n; k++ {
+				if at[[2]int{i, k}] == 0 {
+					t.Errorf("n=%d: subject %d never at position %d", n, i, k)
+				}
+			}
+		}
+		for a := 0; a < n; a++ {
+			for b := a + 1; b < n; b++ {
+				if before[[2]int{a, b}] != before[[2]int{b, a}] {
+					t.Errorf("n=%d: %d before %d in %d rounds, after it in %d", n, a, b, before[[2]int{a, b}], before[[2]int{b, a}])
+				}
+			}
+		}
+	}
+}

@@ -72,3 +72,16 @@ func trimFloat(v float64) string {
 	}
 	return s
 }
+
+// runOrder is the position in a list of n subjects that goes k-th in
+// round r. Rounds rotate the start and alternate direction, so over the
+// rounds every subject goes at every position and, for every pair of
+// subjects, each goes before the other about as often (a plain rotation
+// puts a subject right after the same neighbour in most rounds, and
+// whatever the one before leaves behind then favours one side).
+func runOrder(n, r, k int) int {
+	if r%2 == 1 {
+		k = n - 1 - k
+	}
+	return (k + r/2) % n
+}
