@@ -19,6 +19,7 @@ const (
 	caseEstablished = "established stream: create mirror of h1 → first copy"
 	caseNewFlows    = "new flows (fresh source MAC per packet): create mirror of h1 → first copy"
 	caseWarm        = "new flows, bridge already mirrored (h2 → mirror1 by the same tool): create mirror of h1 → first copy"
+	caseShared      = "new flows, output already in use (idle0 → mirror0 by the same tool): create mirror of h1 → first copy"
 	subjFPNative    = "native Mirror (ovs-vsctl)"
 	subjFPFlowspan  = "flowspan mirror add"
 	fpDstPort       = 7100
@@ -66,39 +67,48 @@ func benchFirstPacket(t lab.T, cfg *Config, rep *Report) {
 		t.Fatalf("%v", err)
 	}
 	defer unix.Close(sock)
-	start, third := time.Now(), cfg.budget(2)/3
+	start, quarter := time.Now(), cfg.budget(2)/4
 	stop := once(t, startTicker(t, h1, h2))
-	firstPacketCase(t, l, cfg, rep, caseEstablished, ways, sock, fpDstPort, start.Add(third))
+	firstPacketCase(t, l, cfg, rep, caseEstablished, ways, sock, fpDstPort, start.Add(quarter))
 	stop()
 	stop = once(t, startFreshMACs(t, h1, h2))
-	firstPacketCase(t, l, cfg, rep, caseNewFlows, ways, sock, fpFreshPort, start.Add(2*third))
+	firstPacketCase(t, l, cfg, rep, caseNewFlows, ways, sock, fpFreshPort, start.Add(2*quarter))
 	// The common case once a bridge is in use: it already has a mirror
 	// made by the same tool (h2 to mirror1), so flowspan has taken it over
-	// and only adds flows, and OVS only adds a Mirror row. Each way's runs
-	// see only its own tool's other mirror.
+	// and only isolates mirror0 and adds flows, and OVS adds a Mirror row.
 	l.AddInternalPort(t, "br0", "mirror1", 0)
-	warm := []*fpWay{
-		{name: ways[0].name, na: ways[0].na, create: ways[0].create, teardown: ways[0].teardown,
-			before: func() error {
-				_, err := l.Vsctl("--", "--id=@p", "get", "Port", h2.Port(), "--", "--id=@o", "get", "Port", "mirror1",
-					"--", "--id=@m", "create", "Mirror", "name=other", "select_src_port=@p", "select_dst_port=@p", "output_port=@o",
-					"--", "add", "Bridge", "br0", "mirrors", "@m")
-				return err
-			}, after: func() error {
-				_, err := l.Vsctl("--", "--id=@m", "get", "Mirror", "other", "--", "remove", "Bridge", "br0", "mirrors", "@m")
-				return err
-			}},
-		{name: ways[1].name, na: ways[1].na, create: ways[1].create, teardown: ways[1].teardown,
-			before: func() error {
-				_, err := d.cli("mirror", "add", "other", "--bridge", "br0", "--port", h2.Port(), "--to", "mirror1")
-				return err
-			}, after: func() error {
-				_, err := d.cli("mirror", "del", "other")
-				return err
-			}},
-	}
-	firstPacketCase(t, l, cfg, rep, caseWarm, warm, sock, fpFreshPort, start.Add(3*third))
+	firstPacketCase(t, l, cfg, rep, caseWarm, withOther(l, d, ways, h2.Port(), "mirror1"), sock, fpFreshPort, start.Add(3*quarter))
+	// Another mirror to an analyzer port already in use (mirroring an idle
+	// port): flowspan only adds flows; OVS adds a Mirror row.
+	l.AddInternalPort(t, "br0", "idle0", 0)
+	firstPacketCase(t, l, cfg, rep, caseShared, withOther(l, d, ways, "idle0", "mirror0"), sock, fpFreshPort, start.Add(4*quarter))
 	stop()
+}
+
+// withOther returns ways whose runs each start with another mirror (of
+// port, both directions, to output) made by the same tool, removed after
+// the run: each way's runs see only its own tool's other mirror.
+func withOther(l *lab.Lab, d *daemon, ways []*fpWay, port, output string) []*fpWay {
+	native, fs := *ways[0], *ways[1]
+	native.before = func() error {
+		_, err := l.Vsctl("--", "--id=@p", "get", "Port", port, "--", "--id=@o", "get", "Port", output,
+			"--", "--id=@m", "create", "Mirror", "name=other", "select_src_port=@p", "select_dst_port=@p", "output_port=@o",
+			"--", "add", "Bridge", "br0", "mirrors", "@m")
+		return err
+	}
+	native.after = func() error {
+		_, err := l.Vsctl("--", "--id=@m", "get", "Mirror", "other", "--", "remove", "Bridge", "br0", "mirrors", "@m")
+		return err
+	}
+	fs.before = func() error {
+		_, err := d.cli("mirror", "add", "other", "--bridge", "br0", "--port", port, "--to", output)
+		return err
+	}
+	fs.after = func() error {
+		_, err := d.cli("mirror", "del", "other")
+		return err
+	}
+	return []*fpWay{&native, &fs}
 }
 
 // once returns f made idempotent and registers it with t.Cleanup, so a

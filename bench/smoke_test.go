@@ -60,13 +60,13 @@ func TestSmoke(t *testing.T) {
 	// OVS's own sides never depend on flowspan: they must be measured.
 	must := []string{
 		subjBundle + " @ N=200", subjPlain + " @ N=200", subjFloor + " @ N=200",
-		subjFPNative + " @ " + caseEstablished, subjFPNative + " @ " + caseNewFlows, subjFPNative + " @ " + caseWarm,
+		subjFPNative + " @ " + caseEstablished, subjFPNative + " @ " + caseNewFlows, subjFPNative + " @ " + caseWarm, subjFPNative + " @ " + caseShared,
 		subjNoMirror + " @ " + caseTCP, subjNative + " @ " + caseTCP,
 		subjNoMirror + " @ " + caseSmall, subjNative + " @ " + caseSmall,
 		subjNoMirror + " @ " + caseCopies, subjNative + " @ " + caseCopies,
 		subjCompile + " @ 4 mirrors / 40 filters",
 		// flowspan's sides: every piece exists now, so each must be measured.
-		subjFlowspan + " @ N=200", subjFPFlowspan + " @ " + caseNewFlows, subjFPFlowspan + " @ " + caseWarm,
+		subjFlowspan + " @ N=200", subjFPFlowspan + " @ " + caseNewFlows, subjFPFlowspan + " @ " + caseWarm, subjFPFlowspan + " @ " + caseShared,
 		subjFSMirror + " @ " + caseCopies, subjFSFilter + " @ " + caseCopies,
 		subjLoad + " @ 4 mirrors / 40 filters", subjReconcile + " @ 4 mirrors / 40 filters",
 		subjRSS + " @ 4 mirrors / 40 filters",
