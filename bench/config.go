@@ -44,7 +44,7 @@ type ScaleSize struct {
 func fullConfig() Config {
 	return Config{
 		ProgramSizes:     []int{1000, 10000, 50000},
-		ProgramReps:      []int{9, 7, 5},
+		ProgramReps:      []int{10, 8, 6},
 		FirstPacketReps:  6,
 		FirstPacketLimit: 5 * time.Second,
 		DatapathReps:     6,

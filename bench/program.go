@@ -95,7 +95,8 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 		}
 		rep.Ratios = append(rep.Ratios,
 			Ratio{secProgram, cs, subjFlowspan, subjBundle, subjFlowspan, "ovs-ofctl --bundle ÷ flowspan", Target{">=", 1.3}, false},
-			Ratio{secProgram, cs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor", Target{"<=", 1.2}, false},
+			Ratio{secProgram, cs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor, medians", Target{}, false},
+			Ratio{secProgram, cs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor, median of per-round ratios", Target{"<=", 1.2}, true},
 			Ratio{secProgram, cs, subjBundle, subjBundle, subjFloor, "÷ floor", Target{}, false},
 			Ratio{secProgram, cs, subjPlain, subjPlain, subjBundle, "÷ ovs-ofctl --bundle", Target{}, false},
 		)
@@ -153,7 +154,7 @@ func benchProgramming(t lab.T, cfg *Config, rep *Report) {
 			}
 		}
 		rep.Ratios = append(rep.Ratios,
-			Ratio{secProgram, ccs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor", Target{}, false},
+			Ratio{secProgram, ccs, subjFlowspan, subjFlowspan, subjFloor, "flowspan ÷ floor, median of per-round ratios", Target{}, true},
 			Ratio{secProgram, ccs, subjBundle, subjBundle, subjFloor, "÷ floor", Target{}, false},
 			Ratio{secProgram, ccs, subjPlain, subjPlain, subjFloor, "÷ floor", Target{}, false},
 		)
