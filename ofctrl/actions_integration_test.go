@@ -2,7 +2,6 @@ package ofctrl
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +21,7 @@ func TestIntegrationOfpxActionsInstallLikeOvsOfctl(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-		t.Fatal(err)
-	}
-	sw, err := c.Switch(ctx, dpid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mgmtSwitch(t, ctx, c, l, dpid)
 	apply := func(acts ...openflow13.Action) *openflow13.InstrActions {
 		in := openflow13.NewInstrApplyActions()
 		for _, a := range acts {

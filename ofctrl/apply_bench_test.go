@@ -360,13 +360,7 @@ func BenchmarkFlowStatsOVS(b *testing.B) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-		b.Fatal(err)
-	}
-	sw, err := c.Switch(ctx, dpid)
-	if err != nil {
-		b.Fatal(err)
-	}
+	sw := mgmtSwitch(b, ctx, c, l, dpid)
 	if err := sw.Apply(ctx, filterFlows(n)); err != nil {
 		b.Fatal(err)
 	}

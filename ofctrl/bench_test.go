@@ -103,13 +103,7 @@ func BenchmarkInstall10kFlows(b *testing.B) {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-			b.Fatal(err)
-		}
-		sw, err := c.Switch(ctx, dpid)
-		if err != nil {
-			b.Fatal(err)
-		}
+		sw := mgmtSwitch(b, ctx, c, l, dpid)
 		var ovsCPU, ownCPU, wall time.Duration
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {

@@ -102,9 +102,7 @@ func TestIntegrationDialMgmtBundleAndStats(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-		t.Fatal(err)
-	}
+	dialMgmt(t, ctx, c, l)
 	ev := waitEvent[Connected](t, c, 10*time.Second)
 	if ev.DPID != dpid {
 		t.Fatalf("Connected DPID %016x, OVSDB says %016x", ev.DPID, dpid)
@@ -213,13 +211,7 @@ func TestIntegrationFailingBundleChangesNothing(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-		t.Fatal(err)
-	}
-	sw, err := c.Switch(ctx, dpid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mgmtSwitch(t, ctx, c, l, dpid)
 	if err := sw.Apply(ctx, testFlows(10, 2, 0x100)); err != nil {
 		t.Fatal(err)
 	}
@@ -389,9 +381,7 @@ func TestIntegrationVswitchdRestart(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-		t.Fatal(err)
-	}
+	dialMgmt(t, ctx, c, l)
 	if ev := waitEvent[Connected](t, c, 10*time.Second); ev.DPID != dpid {
 		t.Fatalf("DPID %016x", ev.DPID)
 	}
@@ -421,13 +411,7 @@ func TestIntegrationNoBundles(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-		t.Fatal(err)
-	}
-	sw, err := c.Switch(ctx, dpid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mgmtSwitch(t, ctx, c, l, dpid)
 	if err := sw.Apply(ctx, testFlows(1000, 1, 0x100)); err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +420,7 @@ func TestIntegrationNoBundles(t *testing.T) {
 	}
 	bad := ofpx.NewFlowMod(ofpx.FlowAdd, 5)
 	bad.AddInstruction(openflow13.NewInstrGotoTable(3))
-	err = sw.Apply(ctx, []*openflow13.FlowMod{bad})
+	err := sw.Apply(ctx, []*openflow13.FlowMod{bad})
 	if !errors.Is(err, &SwitchError{Type: 3, Code: 2}) || !strings.Contains(err.Error(), "flow mod 1 of 1") {
 		t.Fatalf("Apply(goto_table backwards) = %v, want OFPBIC_BAD_TABLE_ID naming flow mod 1", err)
 	}
@@ -451,9 +435,7 @@ func TestIntegrationPortStatus(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
-		t.Fatal(err)
-	}
+	dialMgmt(t, ctx, c, l)
 	waitEvent[Connected](t, c, 10*time.Second)
 	l.AddInternalPort(t, "br0", "p1", 0)
 	want := func(reason PortReason) PortStatus {
@@ -476,4 +458,23 @@ func TestIntegrationPortStatus(t *testing.T) {
 	if ev := want(PortDeleted); ev.Port.No != added.Port.No {
 		t.Fatalf("delete event %+v", ev)
 	}
+}
+
+// dialMgmt dials the lab's br0 management socket (<rundir>/br0.mgmt).
+func dialMgmt(tb testing.TB, ctx context.Context, c *Controller, l *lab.Lab) {
+	tb.Helper()
+	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// mgmtSwitch dials br0.mgmt and returns the switch once it is connected.
+func mgmtSwitch(tb testing.TB, ctx context.Context, c *Controller, l *lab.Lab, dpid uint64) *Switch {
+	tb.Helper()
+	dialMgmt(tb, ctx, c, l)
+	sw, err := c.Switch(ctx, dpid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sw
 }
