@@ -232,6 +232,20 @@ type CookieLayout struct {
 	// GenShift and GenMask locate the generation: (cookie>>GenShift)&GenMask.
 	GenShift uint
 	GenMask  uint64
+	// DropSeeds, when not 0, is the cookie of the MAC-table seeds of
+	// output port 0 (entries NORMAL learned on a port before it became an
+	// output: it drops packets to them); with an ofport ORed into its low
+	// bits it is exactly that port's (see DropSeedsMatch).
+	DropSeeds uint64
+}
+
+// DropSeedsMatch matches exactly the MAC-table seeds of output port
+// ofport; false when the compiler keeps no MAC table.
+func (c CookieLayout) DropSeedsMatch(ofport uint32) (CookieMatch, bool) {
+	if c.DropSeeds == 0 {
+		return CookieMatch{}, false
+	}
+	return CookieMatch{Cookie: c.DropSeeds | uint64(ofport), Mask: ^uint64(0)}, true
 }
 
 // Generation extracts the generation from cookie.

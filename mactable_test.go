@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -335,5 +336,55 @@ func TestAppctlFDBShow(t *testing.T) {
 	a.Timeout = 100 * time.Millisecond
 	if _, err := a.FDBShow(context.Background(), "br0"); err == nil {
 		t.Fatal("silent control socket: no error")
+	}
+}
+
+// TestOutputPortMACsSeededAndRemoved: isolating an existing output port on
+// a bridge already taken over first reads what NORMAL learned on it and
+// installs those entries with the mirror's flows (NORMAL drops packets to
+// them, and forgets them when the port is isolated); when the port stops
+// being an output its seeds are deleted by their cookie.
+func TestOutputPortMACsSeededAndRemoved(t *testing.T) {
+	e := newEnv(t)
+	macs := &fakeMACTable{text: " port  VLAN  MAC                Age\n    1     0  02:00:00:00:00:01    3\n    3     0  02:00:00:00:00:03    5\n"}
+	logger, _ := test.NewNullLogger()
+	e.startSeeding(macs, logger)
+	e.add(spec1()) // takes br0 over
+	sw := e.ctl.sw(1)
+	sw.mu.Lock()
+	before := len(sw.applies)
+	sw.mu.Unlock()
+	s2 := spec1()
+	s2.Name, s2.Ports, s2.Output = "m2", []string{"p2"}, api.Output{Port: "p3"}
+	e.add(s2)
+	sw.mu.Lock()
+	added := slices.Clone(sw.applies[before:])
+	sw.mu.Unlock()
+	if len(added) != 1 {
+		t.Fatalf("%d bundles for the second mirror, want 1", len(added))
+	}
+	var seeded []string
+	for _, f := range added[0].Add {
+		if strings.HasPrefix(f.Flow.String(), "learned,") {
+			seeded = append(seeded, f.Flow.String())
+		}
+	}
+	if len(seeded) != 1 || !strings.Contains(seeded[0], "02:00:00:00:00:03") {
+		t.Fatalf("seeds in the second mirror's bundle: %q, want p3's entry only", seeded)
+	}
+	if err := e.m.DeleteMirror(context.Background(), "m2"); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := fakeCookies.DropSeedsMatch(3)
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	found := false
+	for _, ch := range sw.applies {
+		if slices.Contains(ch.DeleteCookies, want) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("p3's seeds were not deleted when it stopped being an output (want DeleteCookies %+v)", want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,9 @@ type bridgeState struct {
 	prog      Program
 	// failed: the last reconcile failed; retried periodically.
 	failed bool
+	// seeds are MAC-table flows to install with the next change (entries
+	// on an output port read before it was isolated; see MACSeeder).
+	seeds []FlowEntry
 }
 
 // New returns a Manager with the mirrors of the state file (if any). Nothing
@@ -634,12 +638,13 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 			}
 		}
 		ch := diff(b.installed, prog.Flows)
+		ch.Add = append(ch.Add, b.seeds...) // learned flows: not tracked
 		if !ch.Empty() {
 			if err := sw.Apply(ctx, ch); err != nil {
 				return prog, fmt.Errorf("bridge %s: apply: %w", b.name, err)
 			}
 		}
-		b.installed, b.prog = prog.Flows, prog
+		b.installed, b.prog, b.seeds = prog.Flows, prog, nil
 		return prog, nil
 	}
 	// Full sync: install a new generation, delete every other flowspan
@@ -671,6 +676,7 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	fdbRes := <-fdb
 	tMACs := time.Since(start)
 	seedNow, seedLater := m.macFlowsLocked(b, mirrors, fdbRes)
+	seedNow = append(seedNow, b.seeds...)
 	if len(seedNow) > 0 {
 		// After the pipeline in the same bundle; not tracked (learned flows).
 		ch.Add = append(slices.Clip(prog.Flows), seedNow...)
@@ -690,7 +696,7 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 		return prog, fmt.Errorf("bridge %s: full sync: %w", b.name, err)
 	}
 	tApplied := time.Since(start)
-	b.gen, b.synced, b.installed, b.sw, b.prog = gen, true, prog.Flows, sw, prog
+	b.gen, b.synced, b.installed, b.sw, b.prog, b.seeds = gen, true, prog.Flows, sw, prog, nil
 	nLater := 0
 	if seedLater != nil {
 		// The rest of the MAC table: until it is in, only counters differ
@@ -945,6 +951,51 @@ func (m *Manager) macFlowsLocked(b *bridgeState, mirrors []*mirror, r fdbResult)
 	}
 	log.WithField("macs_now", len(now)).Debug("shadow MAC table seeded from the bridge's")
 	return now, later
+}
+
+// portMACsLocked returns the bridge's MAC table entries on ofport, as
+// fdb/show text ("" when there are none or the table cannot be read: the
+// port then starts with no seeds, as after a restart).
+func (m *Manager) portMACsLocked(ctx context.Context, bridge string, ofport uint32) string {
+	if _, ok := m.cfg.Compiler.(MACSeeder); !ok || m.cfg.MACTable == nil || ofport == 0 {
+		return ""
+	}
+	text, err := m.cfg.MACTable.FDBShow(ctx, bridge)
+	if err != nil {
+		m.log.WithError(err).WithField("bridge", bridge).Debug("reading the MAC table before isolating an output failed")
+		return ""
+	}
+	want := strconv.FormatUint(uint64(ofport), 10)
+	var sb strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == want {
+			sb.WriteString(line)
+			sb.WriteByte('\n')
+		}
+	}
+	return sb.String()
+}
+
+// dropPortSeedsLocked removes the MAC-table flows seeded for a port that
+// stops being an output (NORMAL forwards to it again; the entries it had
+// were flushed when it was isolated). Failures are logged: the flows
+// expire with the bridge's MAC aging anyway.
+func (m *Manager) dropPortSeedsLocked(ctx context.Context, bridge, port string) {
+	b, ok := m.bridges[bridge]
+	if !ok {
+		return
+	}
+	cm, ok := m.cfg.Compiler.Cookies().DropSeedsMatch(b.facts.Ports[port].OFPort)
+	if !ok || b.facts.Ports[port].OFPort == 0 {
+		return
+	}
+	sw, ok := m.cfg.Controller.Switch(b.dpid)
+	if !ok {
+		return
+	}
+	if err := sw.Apply(ctx, Changes{DeleteCookies: []CookieMatch{cm}}); err != nil {
+		m.log.WithError(err).WithFields(logrus.Fields{"bridge": bridge, "port": port}).Warn("removing the MAC seeds of a former output failed")
+	}
 }
 
 // ms renders d in milliseconds for log fields.

@@ -263,12 +263,25 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	// OVSDB transaction when the bridge is not taken over yet (one
 	// reconfiguration of ovs-vswitchd instead of two), else now.
 	var isolate []string
+	outMACs := ""
 	if out := spec.Output.Port; out != "" && !createsPort(spec) && needsIsolation(facts.Ports[out]) {
 		if !b.takenOver {
 			forget := m.recordIsolationLocked(spec.Bridge, facts.Ports[out])
 			undo = append(undo, forget)
 			isolate = []string{out}
+			if fdb != nil {
+				// The full sync seeds what NORMAL learned on the output
+				// port: read the MAC table before isolation flushes it.
+				r := <-fdb
+				done := make(chan fdbResult, 1)
+				done <- r
+				fdb = done
+			}
 		} else {
+			// What NORMAL learned on the port, read before isolation
+			// flushes it, is seeded with the mirror's flows (MACSeeder).
+			outMACs = m.portMACsLocked(ctx, spec.Bridge, facts.Ports[out].OFPort)
+			undo = append(undo, func() { b.seeds = nil })
 			if err := m.isolateLocked(ctx, spec.Bridge, facts.Ports[out]); err != nil {
 				rollback()
 				return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
@@ -283,6 +296,11 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	b.facts, b.dpid = facts, facts.DatapathID
 	mirrors := append(m.mirrorsOf(spec.Bridge), mi)
 	sort.Slice(mirrors, func(i, j int) bool { return mirrors[i].spec.Name < mirrors[j].spec.Name })
+	if outMACs != "" {
+		now, _ := m.macFlowsLocked(b, mirrors, fdbResult{text: outMACs})
+		b.seeds = now // entries on an output are all needed now
+		log.WithField("port", spec.Output.Port).WithField("macs", len(now)).Debug("MAC entries on the output seeded as dropped (as NORMAL drops them)")
+	}
 	preGen := b.gen
 	prog, err := m.compileLocked(b, preGen, mirrors)
 	if err != nil {
@@ -374,6 +392,7 @@ func tunnelSpec(t *api.Tunnel) *TunnelSpec {
 // back in NORMAL's VLANs.
 func (m *Manager) unisolateUndo(ctx context.Context, bridge, port string, log logrus.FieldLogger) func() {
 	return func() {
+		m.dropPortSeedsLocked(ctx, bridge, port)
 		delete(m.isolated, bridge+"\x00"+port)
 		if err := m.cfg.OVSDB.UnisolatePort(ctx, bridge, port); err != nil {
 			log.WithError(err).Warn("rollback: un-isolating output port failed")
@@ -468,6 +487,7 @@ func (m *Manager) unisolateLocked(ctx context.Context, mi *mirror) {
 			return
 		}
 	}
+	m.dropPortSeedsLocked(ctx, mi.spec.Bridge, out)
 	if err := m.cfg.OVSDB.UnisolatePort(ctx, mi.spec.Bridge, out); err != nil {
 		m.log.WithError(err).WithFields(logrus.Fields{"mirror": mi.spec.Name, "port": out}).Warn("restoring output port's VLAN settings failed")
 		return

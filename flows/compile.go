@@ -675,7 +675,7 @@ func (c *compiler) emitStatic() {
 			}
 			c.add(tLearn, 10, pipe, Match{}.WithInPort(pf.OFPort), ActLearn{
 				Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(aging), DeleteLearned: true,
-				Cookie: uint64(MakeCookie(0, KindLearned, 0, pf.OFPort)), Regs: c.regs,
+				Cookie: uint64(LearnedCookie(pf.OFPort)), Regs: c.regs,
 			}, toPredict)
 		}
 		c.add(tLearn, 0, pipe, Match{}, toPredict)
@@ -716,6 +716,11 @@ func (c *compiler) emitDispatch(plans []*mirrorPlan) {
 		for _, p := range groups[k] {
 			acts = append(acts, ActLoad{c.metaIDField(), uint64(p.m.ID)}, ActResubmit{c.table(tSelect)})
 		}
+	}
+	if c.cfg.HostEgress == nil && len(acts) > 0 {
+		// Destinations NORMAL drops for good (seeded EgressDrop): the
+		// copies, then nothing.
+		c.add(tDispatch, 10, pipe, Match{}.WithReg(c.regs.Egress, EgressDrop, egressMask), slices.Clone(acts)...)
 	}
 	acts = append(acts, c.continuation())
 	c.add(tDispatch, 0, pipe, Match{}, acts...)

@@ -28,8 +28,8 @@ func TestDiffTouchesOnlyChangedMirror(t *testing.T) {
 		t.Errorf("changed filter: add %s, delete %s", ch.Add[0], ch.Delete[0])
 	}
 
-	// Remove a mirror: its flows go, the dispatch flow is modified, nothing
-	// else changes.
+	// Remove a mirror: its flows go, the two dispatch flows (normal and
+	// EgressDrop) are modified, nothing else changes.
 	removed := mustCompile(t, Config{}, ms[1:], facts)
 	ch = Diff(before.Flows, removed.Flows)
 	for _, f := range ch.Delete {
@@ -37,7 +37,7 @@ func TestDiffTouchesOnlyChangedMirror(t *testing.T) {
 			t.Errorf("removing mirror 1 deletes %s", f)
 		}
 	}
-	if len(ch.Add) != 0 || len(ch.Modify) != 1 || ch.Modify[0].Table != 4 {
+	if len(ch.Add) != 0 || len(ch.Modify) != 2 || ch.Modify[0].Table != 4 || ch.Modify[1].Table != 4 {
 		t.Errorf("removing mirror 1: add %v modify %v", flowLines(ch.Add), flowLines(ch.Modify))
 	}
 	nMirror1 := 0

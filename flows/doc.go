@@ -21,7 +21,12 @@
 // When taking over a bridge that has been forwarding, seed the shadow MAC
 // table from `ovs-appctl fdb/show` (ParseFDBShow, MACFlows); otherwise
 // known unicast is predicted as a flood, and copied as egress of bystander
-// ports, until each host has sent a packet.
+// ports, until each host has sent a packet. SplitMACEntries says which
+// entries must go in with the pipeline and which may follow. Read the
+// entries of a port before isolating it as an output: MACFlows turns them
+// into EgressDrop seeds (NORMAL drops packets to a MAC learned on a mirror
+// output until the entry ages out; isolating the port makes NORMAL forget
+// it); delete them by DropSeedCookie when the port stops being an output.
 //
 // On a restart with unknown installed state, compile with
 // NextGeneration(old) and send Replace(res.Flows, old): every flow is added
@@ -44,12 +49,14 @@
 //	             │          aged like the bridge MAC table (not for multicast
 //	             ▼          sources or reserved destinations, like NORMAL)
 //	           2 predict    egress := none (reserved dst) | flood (multicast,
-//	             │          or no entry in 3 macs) | learned port
+//	             │          or no entry in 3 macs) | learned port | drop
+//	             │          (seeded: learned on a port now an output)
 //	             ▼
 //	           4 dispatch   for each output O:   DONE := 0
 //	             │            for each mirror M with output O:
 //	             │              meta.id := M; resubmit(,5 select)
-//	             │          then NORMAL (or goto Config.ContinueTable)
+//	             │          then NORMAL (or goto Config.ContinueTable),
+//	             │          except when egress is EgressDrop
 //	             ▼
 //	           5 select     M + in_port (ingress) | M + egress port, unless it
 //	                        is the in_port (egress) | M + flood + VLAN where an

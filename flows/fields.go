@@ -52,6 +52,14 @@ const (
 	// destination was learned on the input port, or a reserved
 	// destination MAC such as an STP BPDU).
 	EgressNone uint32 = 0
+	// EgressDrop means NORMAL drops the packet because its destination
+	// was learned on a port that has become a mirror output (a native
+	// Mirror's output port takes no part in forwarding, but NORMAL keeps
+	// its MAC entries until they age out). Only MAC-table seeds
+	// (MACFlows) write it; the dispatch stage then sends the copies but
+	// does not continue to NORMAL, which no longer knows the MAC once the
+	// port is isolated and would flood the packet.
+	EgressDrop uint32 = 0xfffa
 )
 
 // Table offsets from Config.TableBase, in pipeline order. See pipeline.go.

@@ -111,8 +111,19 @@ func parseColonMAC(s string) (mac [6]byte, ok bool) {
 // relearning refreshes them; each expires when the bridge's entry would
 // (mac-aging-time minus its age). Send them once, as plain adds, after the
 // pipeline; Diff ignores them like all learned flows. Entries on ports the
-// pipeline does not classify (unknown ports, outputs, dot1q-tunnel) are
-// skipped, as are all entries in HostEgress mode.
+// pipeline does not classify (unknown ports, dot1q-tunnel) are skipped, as
+// are all entries in HostEgress mode.
+//
+// An entry on a mirror output port (read before the port was isolated)
+// becomes egress := EgressDrop: NORMAL drops packets to a MAC learned on a
+// native Mirror's output port until the entry ages out, and so does the
+// pipeline (with the copies), where NORMAL itself, having forgotten the MAC
+// when the port was isolated, would flood them. A packet from that MAC on
+// another port relearns it there, as NORMAL would. These flows carry their
+// own cookie (DropSeedCookie), not the port's learned-flow cookie: OVS
+// deletes the flows a learn flow learned when that flow goes (the port's
+// learn flow goes when it becomes an output). Delete them when the port
+// stops being an output.
 func MACFlows(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntry) ([]Flow, error) {
 	if cfg.HostEgress != nil {
 		return nil, nil
@@ -139,19 +150,39 @@ func MACFlows(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntr
 	}
 	out := make([]Flow, 0, len(entries))
 	for _, e := range entries {
-		if !classified[e.Port] || e.VLAN > 4095 {
+		egress, cookie := uint64(e.Port), LearnedCookie(e.Port)
+		switch {
+		case e.VLAN > 4095:
+			continue
+		case outputs[e.Port]:
+			egress, cookie = uint64(EgressDrop), DropSeedCookie(e.Port)
+		case !classified[e.Port]:
 			continue
 		}
 		left := (aging - e.Age).Seconds()
 		left = min(max(left, 1), 65535)
 		out = append(out, Flow{
 			Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(left),
-			Cookie:  uint64(MakeCookie(0, KindLearned, 0, e.Port)),
+			Cookie:  uint64(cookie),
 			Match:   Match{}.WithReg(c.regs.Meta, uint32(e.VLAN), metaVLANMask).WithEthDst(e.MAC, allOnesMAC),
-			Actions: []Action{ActLoad{c.regs.egress().Range(0, 16), uint64(e.Port)}},
+			Actions: []Action{ActLoad{c.regs.egress().Range(0, 16), egress}},
 		})
 	}
 	return out, nil
+}
+
+// LearnedCookie is the cookie of the MAC-table flows learned on (or seeded
+// for) ofport.
+func LearnedCookie(ofport uint32) Cookie { return MakeCookie(0, KindLearned, 0, ofport) }
+
+// dropSeedBit marks, in the index field, the MAC-table seeds of an output
+// port (ofports fit in 16 bits).
+const dropSeedBit = 1 << 23
+
+// DropSeedCookie is the cookie of the EgressDrop seeds for output port
+// ofport (MACFlows); with all bits as the mask it deletes exactly those.
+func DropSeedCookie(ofport uint32) Cookie {
+	return MakeCookie(0, KindLearned, 0, dropSeedBit|ofport)
 }
 
 // planMirrors sets up a compiler for facts and plans mirrors on it.
@@ -207,7 +238,16 @@ func SplitMACEntries(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []
 		}
 		egress = append(egress, ports)
 	}
+	outputs := map[uint32]bool{}
+	for _, p := range plans {
+		if p.status.Active && p.outPort.Name != "" {
+			outputs[p.outPort.OFPort] = true
+		}
+	}
 	deferrable := func(e MACEntry) bool {
+		if outputs[e.Port] {
+			return false // NORMAL drops these: forwarding, not only copies, depends on them
+		}
 		for _, ports := range egress {
 			for _, eg := range ports {
 				carries := eg.pv.includes(e.VLAN)

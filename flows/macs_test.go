@@ -28,7 +28,8 @@ LOCAL     0  02:00:00:00:00:ff    ?
 		"cookie=0xf500030000000001, table=3, hard_timeout=297, priority=10,reg0=0xa/0xfff,dl_dst=02:00:00:00:00:a1 actions=load:0x1->NXM_NX_REG1[0..15]",
 		"cookie=0xf500030000000002, table=3, hard_timeout=1, priority=10,reg0=0/0xfff,dl_dst=02:00:00:00:00:02 actions=load:0x2->NXM_NX_REG1[0..15]",
 		"cookie=0xf50003000000fffe, table=3, hard_timeout=300, priority=10,reg0=0/0xfff,dl_dst=02:00:00:00:00:ff actions=load:0xfffe->NXM_NX_REG1[0..15]",
-		// port 6 is an output: skipped
+		// port 6 is an output: NORMAL drops what goes to its MACs (EgressDrop)
+		"cookie=0xf500030000800006, table=3, hard_timeout=299, priority=10,reg0=0/0xfff,dl_dst=02:00:00:00:00:06 actions=load:0xfffa->NXM_NX_REG1[0..15]",
 	}
 	if got := flowLines(fl); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("MACFlows (-want +got):\n%s", lineDiff(want, got))

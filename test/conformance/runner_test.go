@@ -127,6 +127,9 @@ type Scenario struct {
 	// (after Post): a check that the oracle did mirror what the scenario
 	// means. -1: not checked (timing dependent).
 	WantCopies int
+	// InOrder adds the flowspan mirrors one after the other, in the order
+	// given (by default they are added by concurrent clients).
+	InOrder bool
 	// NoRelearn skips the warm-up frames sent after the mirrors are added:
 	// flowspan's egress prediction then starts from an empty MAC table.
 	NoRelearn bool
@@ -760,17 +763,26 @@ func (e *Env) AddMirrors() {
 	for _, args := range e.sc.Flowspan {
 		names = append(names, args[0])
 	}
-	sem := make(chan struct{}, addWorkers)
-	e.T.parallel(len(e.sc.Flowspan), func(i int) {
-		sem <- struct{}{}
-		defer func() { <-sem }()
+	add := func(i int) {
 		args := e.sc.Flowspan[i]
 		a := append([]string{"mirror", "add"}, args...)
 		if !contains(args, "--bridge") {
 			a = append(a, "--bridge", bridge)
 		}
 		e.d.must(e.T, a...)
-	})
+	}
+	if e.sc.InOrder {
+		for i := range e.sc.Flowspan {
+			add(i)
+		}
+	} else {
+		sem := make(chan struct{}, addWorkers)
+		e.T.parallel(len(e.sc.Flowspan), func(i int) {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			add(i)
+		})
+	}
 	e.d.waitActive(e.T, names)
 	e.quietCreated()
 }

@@ -513,8 +513,23 @@ func scenarios() []Scenario {
 			NoBaseline: "without a mirror mon is an ordinary port and receives the frame",
 			Native:     []lab.NativeMirror{{Name: "m", SelectAll: true, Output: "mon"}},
 			Flowspan:   [][]string{{"m", "--all", "--to", "mon"}},
-			KnownDiff: "the native table drops the frame (NORMAL knows mon's MAC on a mirror output port); flowspan floods it " +
-				"to h2 and h3: isolating mon (VLAN 4095) makes NORMAL forget the MAC, so the frame is unknown unicast",
+		},
+		{
+			Name: "output_port_mac_unicast_warm", About: "the same when the bridge already has a mirror (flowspan isolates mon on a bridge it has taken over)",
+			Topo: func() Topology {
+				t := withMon(std(3, false, "mirror0"), lab.HostConfig{})
+				t.Outputs = []string{"mirror0", "mon"}
+				return t
+			}(),
+			WantCopies: 1,
+			Traffic: func(e *Env) {
+				e.Raw("h1", rawEther(e.MAC("mon"), e.MAC("h1"), 0, 0x88b6, 70))
+			},
+			NoBaseline: "without a mirror mon is an ordinary port and receives the frame",
+			Native: []lab.NativeMirror{{Name: "o", SelectSrc: []string{"h3"}, Output: "mirror0"},
+				{Name: "m", SelectAll: true, Output: "mon"}},
+			Flowspan: [][]string{{"o", "--ingress", "h3", "--to", "mirror0"}, {"m", "--all", "--to", "mon"}},
+			InOrder:  true,
 		},
 
 		{
