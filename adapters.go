@@ -342,7 +342,7 @@ func toFlowsMirror(spec api.MirrorSpec, id uint32) flows.Mirror {
 
 func (c flowsCompiler) Cookies() CookieLayout {
 	return CookieLayout{App: uint64(flows.CookieApp) << 56, AppMask: flows.CookieMaskApp, GenShift: 48, GenMask: 0xff,
-		DropSeeds: uint64(flows.DropSeedCookie(0))}
+		Learned: uint64(flows.LearnedCookie(0)), DropSeeds: uint64(flows.DropSeedCookie(0))}
 }
 
 func (c flowsCompiler) Restore() []FlowEntry {

@@ -232,11 +232,24 @@ type CookieLayout struct {
 	// GenShift and GenMask locate the generation: (cookie>>GenShift)&GenMask.
 	GenShift uint
 	GenMask  uint64
+	// Learned, when not 0, is the cookie of the MAC-table flows learned on
+	// port 0 (by the learn action or seeded); with an ofport ORed into its
+	// low bits it is exactly that port's (see LearnedMatch).
+	Learned uint64
 	// DropSeeds, when not 0, is the cookie of the MAC-table seeds of
 	// output port 0 (entries NORMAL learned on a port before it became an
 	// output: it drops packets to them); with an ofport ORed into its low
 	// bits it is exactly that port's (see DropSeedsMatch).
 	DropSeeds uint64
+}
+
+// LearnedMatch matches exactly the MAC-table flows learned on ofport;
+// false when the compiler keeps no MAC table.
+func (c CookieLayout) LearnedMatch(ofport uint32) (CookieMatch, bool) {
+	if c.Learned == 0 {
+		return CookieMatch{}, false
+	}
+	return CookieMatch{Cookie: c.Learned | uint64(ofport), Mask: ^uint64(0)}, true
 }
 
 // DropSeedsMatch matches exactly the MAC-table seeds of output port

@@ -17,7 +17,8 @@ import (
 // one flow per mirror selection, matching on the port's ofport.
 type fakeCompiler struct{}
 
-var fakeCookies = CookieLayout{App: 0xf5 << 56, AppMask: 0xff << 56, GenShift: 48, GenMask: 0xff, DropSeeds: 0xf5<<56 | 3<<40 | 1<<23}
+var fakeCookies = CookieLayout{App: 0xf5 << 56, AppMask: 0xff << 56, GenShift: 48, GenMask: 0xff, Learned: 0xf5<<56 | 3<<40,
+	DropSeeds: 0xf5<<56 | 3<<40 | 1<<23}
 
 func (fakeCompiler) Cookies() CookieLayout { return fakeCookies }
 

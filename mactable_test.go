@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,8 @@ func (seedingCompiler) MACSeeds(mirrors []CompileMirror, b Bridge, fdb string) (
 			continue
 		}
 		match := "dl_vlan=" + f[1] + ",dl_dst=" + f[2]
-		e := FlowEntry{Table: 9, Priority: 10, Cookie: fakeCookies.App, Match: match,
+		port, _ := strconv.Atoi(f[0])
+		e := FlowEntry{Table: 9, Priority: 10, Cookie: fakeCookies.Learned | uint64(port), Match: match,
 			Flow: fakeFlow{"learned," + match + " actions=load:" + f[0], "load:" + f[0]}}
 		if f[0] == "1" {
 			rest = append(rest, e)
@@ -377,14 +379,23 @@ func TestOutputPortMACsSeededAndRemoved(t *testing.T) {
 	}
 	want, _ := fakeCookies.DropSeedsMatch(3)
 	sw.mu.Lock()
-	defer sw.mu.Unlock()
 	found := false
 	for _, ch := range sw.applies {
 		if slices.Contains(ch.DeleteCookies, want) {
 			found = true
 		}
 	}
+	sw.mu.Unlock()
 	if !found {
 		t.Fatalf("p3's seeds were not deleted when it stopped being an output (want DeleteCookies %+v)", want)
+	}
+	// An output on which nothing was learned (the shadow table has no
+	// entry for p2): the MAC table is not read again.
+	calls := macs.numCalls("br0")
+	s3 := spec1()
+	s3.Name, s3.Ports, s3.Output = "m3", []string{"p3"}, api.Output{Port: "p2"}
+	e.add(s3)
+	if n := macs.numCalls("br0"); n != calls {
+		t.Fatalf("MAC table read %d more times for an output with nothing learned on it", n-calls)
 	}
 }

@@ -976,6 +976,22 @@ func (m *Manager) portMACsLocked(ctx context.Context, bridge string, ofport uint
 	return sb.String()
 }
 
+// learnedOnLocked reports whether flowspan's shadow MAC table holds entries
+// learned on ofport (so NORMAL's table probably does too); true when it
+// cannot tell.
+func (m *Manager) learnedOnLocked(ctx context.Context, b *bridgeState, ofport uint32) bool {
+	cm, ok := m.cfg.Compiler.Cookies().LearnedMatch(ofport)
+	if !ok || ofport == 0 {
+		return false
+	}
+	sw, ok := m.cfg.Controller.Switch(b.dpid)
+	if !ok || !b.synced {
+		return true
+	}
+	stats, err := sw.FlowStats(ctx, cm.Cookie, cm.Mask)
+	return err != nil || len(stats) > 0
+}
+
 // dropPortSeedsLocked removes the MAC-table flows seeded for a port that
 // stops being an output (NORMAL forwards to it again; the entries it had
 // were flushed when it was isolated). Failures are logged: the flows

@@ -280,7 +280,11 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		} else {
 			// What NORMAL learned on the port, read before isolation
 			// flushes it, is seeded with the mirror's flows (MACSeeder).
-			outMACs = m.portMACsLocked(ctx, spec.Bridge, facts.Ports[out].OFPort)
+			// The shadow table says whether there is anything to read (a
+			// large MAC table takes milliseconds to dump).
+			if m.learnedOnLocked(ctx, b, facts.Ports[out].OFPort) {
+				outMACs = m.portMACsLocked(ctx, spec.Bridge, facts.Ports[out].OFPort)
+			}
 			undo = append(undo, func() { b.seeds = nil })
 			if err := m.isolateLocked(ctx, spec.Bridge, facts.Ports[out]); err != nil {
 				rollback()
