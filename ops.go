@@ -189,7 +189,6 @@ func (m *Manager) AddMirror(ctx context.Context, spec api.MirrorSpec, origin api
 func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api.Origin, strict bool) (*mirror, error) {
 	defer m.touch()
 	start := time.Now()
-	var tPrepared, tApplied time.Duration // OVSDB work done; flows in the switch
 	spec = normalize(spec, origin)
 	if err := m.checkSpec(spec); err != nil {
 		return nil, err
@@ -338,7 +337,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		}
 		b.facts, b.dpid = facts, facts.DatapathID
 	}
-	tPrepared = time.Since(start)
+	tPrepared := time.Since(start) // the OVSDB part is done
 	sw, ok := m.cfg.Controller.Switch(b.dpid)
 	if !ok && !wasTakenOver {
 		sw, ok = m.waitSwitch(ctx, b.dpid)
@@ -365,7 +364,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			b.installed = oldInstalled
 		})
 	}
-	tApplied = time.Since(start)
+	tApplied := time.Since(start) // the flows are in the switch
 	m.mirrors[spec.Name] = mi
 	if err := m.saveLocked(); err != nil {
 		delete(m.mirrors, spec.Name)
