@@ -1,10 +1,8 @@
 package ofctrl
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/contiv/libOpenflow/openflow13"
 
@@ -17,10 +15,7 @@ import (
 func TestIntegrationOfpxActionsInstallLikeOvsOfctl(t *testing.T) {
 	l, dpid := newLabBridge(t)
 	checkLeaks(t)
-	c := New(Config{Logger: testLogger(t)})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	c, ctx := labController(t, Config{Logger: testLogger(t)})
 	sw := mgmtSwitch(t, ctx, c, l, dpid)
 	apply := func(acts ...openflow13.Action) *openflow13.InstrActions {
 		in := openflow13.NewInstrApplyActions()

@@ -143,10 +143,7 @@ func TestApplyCancelMidStream(t *testing.T) {
 	checkLeaks(t)
 	c := newTestController(t, Config{})
 	fs := connect(t, c, 5)
-	sw, err := c.Switch(testCtx(t), 5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mustSwitch(t, c, 5)
 	const n = 20000 // ~1 MB, far more than Apply keeps in flight
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
@@ -183,7 +180,7 @@ func TestApplyCancelMidStream(t *testing.T) {
 		fs.write(bundleControlMsg(frameXID(f), id, bundleDiscardReply))
 		break
 	}
-	err = <-applied
+	err := <-applied
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "bundle discarded, nothing changed") {
 		t.Fatalf("Apply = %v, want context.Canceled with the bundle discarded", err)
 	}
@@ -198,10 +195,7 @@ func TestApplyDisconnectMidStream(t *testing.T) {
 	checkLeaks(t)
 	c := newTestController(t, Config{})
 	fs := connect(t, c, 5)
-	sw, err := c.Switch(testCtx(t), 5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mustSwitch(t, c, 5)
 	applied := make(chan error, 1)
 	go func() { applied <- sw.Apply(testCtx(t), testMods(20000)) }()
 	for adds := 0; adds < 100; {

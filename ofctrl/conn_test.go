@@ -176,10 +176,7 @@ func TestSwitchErrorMapping(t *testing.T) {
 	checkLeaks(t)
 	c := newTestController(t, Config{})
 	fs := connect(t, c, 0x42)
-	sw, err := c.Switch(testCtx(t), 0x42)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mustSwitch(t, c, 0x42)
 	done := make(chan error, 1)
 	go func() { done <- sw.Barrier(testCtx(t)) }()
 	req := fs.read()
@@ -187,7 +184,7 @@ func TestSwitchErrorMapping(t *testing.T) {
 		t.Fatalf("got %s", msgTypeName(req[1]))
 	}
 	fs.write(errorMsg(frameXID(req), 1, 6, req)) // OFPET_BAD_REQUEST/OFPBRC_BAD_LEN
-	err = <-done
+	err := <-done
 	var se *SwitchError
 	if !errors.As(err, &se) || se.Type != 1 || se.Code != 6 || se.DPID != 0x42 || !bytes.Equal(se.Data, req) {
 		t.Fatalf("Barrier error = %#v", err)
@@ -213,10 +210,7 @@ func TestConcurrentRequestsOutOfOrder(t *testing.T) {
 	checkLeaks(t)
 	c := newTestController(t, Config{})
 	fs := connect(t, c, 3)
-	sw, err := c.Switch(testCtx(t), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mustSwitch(t, c, 3)
 	const n = 40
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -311,10 +305,7 @@ func TestApplyBundle(t *testing.T) {
 			checkLeaks(t)
 			c := newTestController(t, Config{})
 			fs := connect(t, c, 5)
-			sw, err := c.Switch(testCtx(t), 5)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sw := mustSwitch(t, c, 5)
 			done := make(chan error, 1)
 			go func() { done <- sw.Apply(testCtx(t), testMods(3)) }()
 
@@ -368,7 +359,7 @@ func TestApplyBundle(t *testing.T) {
 				}
 				fs.write(bundleControlMsg(frameXID(next), id, bundleCommitReply))
 			}
-			err = <-done
+			err := <-done
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -732,15 +723,12 @@ func TestDecoderPanicIsRecovered(t *testing.T) {
 		return parseMessage(f)
 	}
 	fs := connect(t, c, 5)
-	sw, err := c.Switch(testCtx(t), 5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sw := mustSwitch(t, c, 5)
 	done := make(chan error, 1)
 	go func() { done <- sw.Barrier(testCtx(t)) }()
 	req := fs.read()
 	fs.write(reply(req, typeBarrierReply, nil))
-	err = <-done
+	err := <-done
 	if !errors.Is(err, ErrDisconnected) || !errors.Is(err, ErrDecode) || !strings.Contains(err.Error(), "decoder panic: decoder bug") {
 		t.Fatalf("Barrier = %v, want ErrDisconnected wrapping the decode panic", err)
 	}
@@ -809,4 +797,14 @@ func TestListenManySwitches(t *testing.T) {
 	if got := c.Connected(); len(got) != n {
 		t.Errorf("Connected() = %v", got)
 	}
+}
+
+// mustSwitch returns the connected switch dpid of c.
+func mustSwitch(t *testing.T, c *Controller, dpid uint64) *Switch {
+	t.Helper()
+	sw, err := c.Switch(testCtx(t), dpid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sw
 }

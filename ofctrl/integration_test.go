@@ -98,10 +98,7 @@ func countFlows(t *testing.T, l *lab.Lab, table int) int {
 func TestIntegrationDialMgmtBundleAndStats(t *testing.T) {
 	l, dpid := newLabBridge(t)
 	checkLeaks(t)
-	c := New(Config{Logger: testLogger(t)})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	c, ctx := labController(t, Config{Logger: testLogger(t)})
 	dialMgmt(t, ctx, c, l)
 	ev := waitEvent[Connected](t, c, 10*time.Second)
 	if ev.DPID != dpid {
@@ -207,10 +204,7 @@ func TestIntegrationDialMgmtBundleAndStats(t *testing.T) {
 func TestIntegrationFailingBundleChangesNothing(t *testing.T) {
 	l, dpid := newLabBridge(t)
 	checkLeaks(t)
-	c := New(Config{Logger: testLogger(t)})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	c, ctx := labController(t, Config{Logger: testLogger(t)})
 	sw := mgmtSwitch(t, ctx, c, l, dpid)
 	if err := sw.Apply(ctx, testFlows(10, 2, 0x100)); err != nil {
 		t.Fatal(err)
@@ -303,10 +297,7 @@ func TestIntegrationListeners(t *testing.T) {
 	t.Run("unix", func(t *testing.T) {
 		t.Parallel()
 		l, dpid := newLabBridge(t)
-		c := New(Config{Logger: testLogger(t)})
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
+		c, ctx := labController(t, Config{Logger: testLogger(t)})
 		path := filepath.Join(l.RunDir(), "ctl.sock")
 		addr, err := c.Listen(ctx, "unix:"+path, nil)
 		if err != nil {
@@ -339,10 +330,7 @@ func TestIntegrationListeners(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
 		t.Parallel()
 		l, dpid := newLabBridge(t)
-		c := New(Config{Logger: testLogger(t)})
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
+		c, ctx := labController(t, Config{Logger: testLogger(t)})
 		// Listen on loopback inside vswitchd's namespace.
 		var addr net.Addr
 		inNetns(t, l.Netns(), func() error {
@@ -377,10 +365,7 @@ func TestIntegrationListeners(t *testing.T) {
 func TestIntegrationVswitchdRestart(t *testing.T) {
 	l, dpid := newLabBridge(t)
 	checkLeaks(t)
-	c := New(Config{Logger: testLogger(t), ReconnectMax: 500 * time.Millisecond})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	c, ctx := labController(t, Config{Logger: testLogger(t), ReconnectMax: 500 * time.Millisecond})
 	dialMgmt(t, ctx, c, l)
 	if ev := waitEvent[Connected](t, c, 10*time.Second); ev.DPID != dpid {
 		t.Fatalf("DPID %016x", ev.DPID)
@@ -407,10 +392,7 @@ func TestIntegrationVswitchdRestart(t *testing.T) {
 func TestIntegrationNoBundles(t *testing.T) {
 	l, dpid := newLabBridge(t)
 	checkLeaks(t)
-	c := New(Config{Logger: testLogger(t), NoBundles: true})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	c, ctx := labController(t, Config{Logger: testLogger(t), NoBundles: true})
 	sw := mgmtSwitch(t, ctx, c, l, dpid)
 	if err := sw.Apply(ctx, testFlows(1000, 1, 0x100)); err != nil {
 		t.Fatal(err)
@@ -431,10 +413,7 @@ func TestIntegrationNoBundles(t *testing.T) {
 func TestIntegrationPortStatus(t *testing.T) {
 	l, dpid := newLabBridge(t)
 	checkLeaks(t)
-	c := New(Config{Logger: testLogger(t)})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	c, ctx := labController(t, Config{Logger: testLogger(t)})
 	dialMgmt(t, ctx, c, l)
 	waitEvent[Connected](t, c, 10*time.Second)
 	l.AddInternalPort(t, "br0", "p1", 0)
@@ -477,4 +456,15 @@ func mgmtSwitch(tb testing.TB, ctx context.Context, c *Controller, l *lab.Lab, d
 		tb.Fatal(err)
 	}
 	return sw
+}
+
+// labController is a controller for a lab test with a 60 s context; both
+// end with the test.
+func labController(t *testing.T, cfg Config) (*Controller, context.Context) {
+	t.Helper()
+	c := New(cfg)
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c, ctx
 }
