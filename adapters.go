@@ -169,7 +169,10 @@ type OFController struct {
 	handles map[uint64]*ofctrl.Switch // valid across reconnects
 }
 
-var _ Controller = (*OFController)(nil)
+var (
+	_ Controller   = (*OFController)(nil)
+	_ PortIsolator = (*OFController)(nil)
+)
 
 // NewController adapts c. Call c.Listen yourself for controller mode.
 func NewController(c *ofctrl.Controller) *OFController {
@@ -230,6 +233,30 @@ func (a *OFController) Switch(dpid uint64) (Switch, bool) {
 		a.handles[dpid] = sw
 	}
 	return ofSwitch{sw: sw, epoch: ep}, true
+}
+
+// IsolateNow implements PortIsolator with OpenFlow 1.0's NO_FLOOD and
+// NO_RECV port config bits (OpenFlow 1.3 has no NO_FLOOD), on a second,
+// OpenFlow 1.0 connection to target kept open until undo.
+func (a *OFController) IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (func(context.Context) error, error) {
+	pc, err := a.c.DialPortConn(ctx, target, dpid)
+	if err != nil {
+		return nil, err
+	}
+	const bits = ofctrl.PortConfigNoFlood | ofctrl.PortConfigNoRecv
+	prev, err := pc.ModPort(ctx, ofport, bits, bits)
+	if err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer pc.Close()
+		if prev == bits {
+			return nil
+		}
+		_, err := pc.ModPort(ctx, ofport, prev, bits)
+		return err
+	}, nil
 }
 
 // ofSwitch is one connection to a switch.

@@ -143,6 +143,20 @@ type Controller interface {
 	Switch(dpid uint64) (Switch, bool)
 }
 
+// PortIsolator is an optional capability of a Controller: keeping NORMAL
+// away from a port at once, over OpenFlow, instead of after ovs-vswitchd
+// applied an OVSDB change. The Manager uses it to start a mirror's copies
+// to a new output port before the port's OVSDB isolation (which persists
+// across restarts) is applied.
+type PortIsolator interface {
+	// IsolateNow makes the port with number ofport on the switch dpid,
+	// reachable at target (the switch's passive listener), stop receiving
+	// NORMAL's floods and drop what it receives, and returns once the
+	// switch applied that. undo restores the port's previous settings and
+	// must be called exactly once.
+	IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (undo func(context.Context) error, err error)
+}
+
 // Compiler turns mirror specs and bridge facts into flows. NewFlowsCompiler
 // adapts the flows package. It must be pure and deterministic.
 type Compiler interface {

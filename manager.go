@@ -108,7 +108,10 @@ type bridgeState struct {
 	facts      Bridge
 	takenOver  bool
 	dialCancel context.CancelFunc
-	gen        uint8
+	// target is what flowspan dials to reach the switch ("" when the
+	// switch connects to flowspan).
+	target string
+	gen    uint8
 	// synced: a full sync happened on connection sw and installed is what
 	// the switch holds; prog is the program installed.
 	synced    bool
@@ -592,6 +595,30 @@ func (m *Manager) compileFacts(b *bridgeState) Bridge {
 	return facts
 }
 
+// isolateNowLocked keeps NORMAL away from output port p over OpenFlow
+// (PortIsolator), so that a mirror's flows may go in before the port's
+// OVSDB isolation is applied: that takes ovs-vswitchd a reconfiguration,
+// ~10 ms on a busy bridge, which would otherwise delay the first copy. It
+// needs a connected, synced switch that flowspan dials over a unix socket
+// (its passive service listener) and a bridge that accepts OpenFlow 1.0;
+// ok is false otherwise and nothing changed.
+func (m *Manager) isolateNowLocked(ctx context.Context, b *bridgeState, p Port) (undo func(context.Context) error, ok bool) {
+	pi, isPI := m.cfg.Controller.(PortIsolator)
+	if !isPI || !b.synced || p.OFPort == 0 || !strings.HasPrefix(b.target, "unix:") {
+		return nil, false
+	}
+	if _, connected := m.cfg.Controller.Switch(b.dpid); !connected {
+		return nil, false
+	}
+	undo, err := pi.IsolateNow(ctx, b.target, b.dpid, p.OFPort)
+	if err != nil {
+		m.log.WithError(err).WithFields(logrus.Fields{"bridge": b.name, "port": p.Name}).
+			Debug("isolating the output over OpenFlow failed: flows wait for the OVSDB isolation")
+		return nil, false
+	}
+	return undo, true
+}
+
 // isolateLocked isolates an existing output port from NORMAL, recording its
 // VLAN settings first when it has any.
 func (m *Manager) isolateLocked(ctx context.Context, bridge string, p Port) error {
@@ -766,7 +793,7 @@ func (m *Manager) takeOverLocked(ctx context.Context, b *bridgeState, isolate ..
 			cancel()
 			return fmt.Errorf("bridge %s: dial %s: %w", b.name, target, err)
 		}
-		b.dialCancel = cancel
+		b.dialCancel, b.target = cancel, target
 	}
 	return nil
 }
@@ -793,7 +820,7 @@ func (m *Manager) drainLocked(ctx context.Context, b *bridgeState) error {
 func (m *Manager) releaseLocked(ctx context.Context, b *bridgeState) error {
 	if b.dialCancel != nil {
 		b.dialCancel()
-		b.dialCancel = nil
+		b.dialCancel, b.target = nil, ""
 	}
 	if err := m.cfg.OVSDB.Release(ctx, b.name); err != nil {
 		return fmt.Errorf("bridge %s: release: %w", b.name, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/flowspan/flowspan/ovsdb"
 	"github.com/flowspan/flowspan/test/lab"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // labEnv is a Manager on the real packages against a private OVS.
@@ -28,6 +29,7 @@ type labEnv struct {
 	controllerMode bool
 	h1, h2         *lab.Host
 	state          string
+	logs           *logtest.Hook // every entry the Manager logged
 }
 
 func newLabEnv(t *testing.T) *labEnv {
@@ -52,6 +54,7 @@ func (e *labEnv) start(t *testing.T) (stop func()) {
 	log := logrus.New()
 	log.SetLevel(logrus.DebugLevel)
 	log.Out = testWriter{t}
+	e.logs = logtest.NewLocal(log)
 	ctx, cancel := context.WithCancel(context.Background())
 	cl, err := ovsdb.Dial(ctx, e.l.DBEndpoint(), ovsdb.Config{Logger: log.WithField("component", "ovsdb"), Netns: e.l.Netns(), RunDir: e.l.RunDir()})
 	if err != nil {
@@ -593,5 +596,88 @@ func TestLabTakeOverSocketReady(t *testing.T) {
 		if err := a.Release(ctx, br); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// addedEntry returns the "mirror added" log entry of mirror name.
+func (e *labEnv) addedEntry(t *testing.T, name string) *logrus.Entry {
+	t.Helper()
+	for _, en := range e.logs.AllEntries() {
+		if en.Message == "mirror added" && en.Data["mirror"] == name {
+			return en
+		}
+	}
+	t.Fatalf("no \"mirror added\" entry for %s", name)
+	return nil
+}
+
+// portConfig10 returns the OpenFlow 1.0 config line of port (where
+// NO_FLOOD shows).
+func (e *labEnv) portConfig10(t *testing.T, port string) string {
+	t.Helper()
+	show, err := e.l.Ofctl("-O", "OpenFlow10", "show", "br0")
+	if err != nil {
+		t.Fatalf("ovs-ofctl show: %v: %s", err, show)
+	}
+	lines := strings.Split(show, "\n")
+	for i, ln := range lines {
+		if strings.Contains(ln, "("+port+"):") && i+1 < len(lines) {
+			return strings.TrimSpace(lines[i+1])
+		}
+	}
+	t.Fatalf("port %s not in:\n%s", port, show)
+	return ""
+}
+
+// On a bridge already taken over, a new output port is isolated over
+// OpenFlow (NO_FLOOD, NO_RECV) so the flows go in before the OVSDB
+// isolation; once that is applied the port's OpenFlow config is back as it
+// was. Where OpenFlow 1.0 is not allowed the OVSDB isolation comes first.
+func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	for _, p := range []string{"mon", "mon2", "mon3"} {
+		e.l.AddInternalPort(t, "br0", p, 0)
+	}
+	if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "other", Bridge: "br0", Ports: []string{"h2"}, Output: api.Output{Port: "mon2"}}, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	if en := e.addedEntry(t, "other"); en.Data["isolated_after_flows"] != false {
+		t.Fatalf("first mirror (take-over): isolated_after_flows = %v, want false", en.Data["isolated_after_flows"])
+	}
+	mi, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "m1", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.Status.State != api.StateActive {
+		t.Fatalf("status %v", mi.Status)
+	}
+	if en := e.addedEntry(t, "m1"); en.Data["isolated_after_flows"] != true {
+		t.Fatalf("warm add: isolated_after_flows = %v, want true", en.Data["isolated_after_flows"])
+	}
+	if got := e.portConfig10(t, "mon"); got != "config:     0" {
+		t.Fatalf("mon's OpenFlow port config after the add: %q, want 0 (restored)", got)
+	}
+	if tag := strings.TrimSpace(e.l.MustVsctl(t, "get", "Port", "mon", "tag")); tag != "4095" {
+		t.Fatalf("mon's tag = %s, want the isolation VLAN 4095", tag)
+	}
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon", 5002, 5); got != 5 {
+		t.Fatalf("copies on mon: %d, want 5", got)
+	}
+
+	// Without OpenFlow 1.0 the add still works, isolating in OVSDB first.
+	e.l.MustVsctl(t, "set", "Bridge", "br0", "protocols=OpenFlow13")
+	waitStatus(t, e.m, "m1", "active")
+	lab.Eventually(t, 10*time.Second, func() error {
+		_, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "m3", Bridge: "br0", Egress: []string{"h2"}, Output: api.Output{Port: "mon3"}}, api.OriginAPI)
+		return err
+	})
+	if en := e.addedEntry(t, "m3"); en.Data["isolated_after_flows"] != false {
+		t.Fatalf("add without OpenFlow 1.0: isolated_after_flows = %v, want false", en.Data["isolated_after_flows"])
+	}
+	if got := e.udpCopies(t, "mon3", 5003, 5); got != 5 {
+		t.Fatalf("copies on mon3: %d, want 5", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -258,6 +259,21 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
 		}
 	}
+	// fastUndo ends an isolation over OpenFlow (isolateNowLocked) of the
+	// output lateIsolate, which is then isolated in OVSDB after the flows.
+	var (
+		fastUndo    func(context.Context) error
+		lateIsolate string
+	)
+	endFast := func(ctx context.Context) {
+		if fastUndo == nil {
+			return
+		}
+		if err := fastUndo(ctx); err != nil {
+			log.WithError(err).WithField("port", lateIsolate).Warn("restoring the output port's OpenFlow port config failed")
+		}
+		fastUndo = nil
+	}
 	// An existing output port is isolated from NORMAL: in the take-over's
 	// OVSDB transaction when the bridge is not taken over yet (one
 	// reconfiguration of ovs-vswitchd instead of two), else now.
@@ -277,22 +293,38 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 				fdb = done
 			}
 		} else {
+			// Isolated over OpenFlow at once if possible: the flows then
+			// go in first and the OVSDB isolation (which survives
+			// restarts) follows. The port also drops what it receives
+			// from here on, so NORMAL learns nothing more on it.
+			p := facts.Ports[out]
+			if u, ok := m.isolateNowLocked(ctx, b, p); ok {
+				fastUndo, lateIsolate = u, out
+				undo = append(undo, func() { endFast(bg) })
+				undo = append(undo, m.recordIsolationLocked(spec.Bridge, p))
+				// Compile as for the isolated port.
+				p.Isolated = true
+				facts.Ports = maps.Clone(facts.Ports)
+				facts.Ports[out] = p
+			}
 			// What NORMAL learned on the port, read before isolation
 			// flushes it, is seeded with the mirror's flows (MACSeeder).
 			// The shadow table says whether there is anything to read (a
 			// large MAC table takes milliseconds to dump).
-			if m.learnedOnLocked(ctx, b, facts.Ports[out].OFPort) {
-				outMACs = m.portMACsLocked(ctx, spec.Bridge, facts.Ports[out].OFPort)
+			if m.learnedOnLocked(ctx, b, p.OFPort) {
+				outMACs = m.portMACsLocked(ctx, spec.Bridge, p.OFPort)
 			}
 			undo = append(undo, func() { b.seeds = nil })
-			if err := m.isolateLocked(ctx, spec.Bridge, facts.Ports[out]); err != nil {
-				rollback()
-				return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
-			}
-			undo = append(undo, m.unisolateUndo(bg, spec.Bridge, out, log))
-			if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
-				rollback()
-				return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+			if lateIsolate == "" {
+				if err := m.isolateLocked(ctx, spec.Bridge, p); err != nil {
+					rollback()
+					return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
+				}
+				undo = append(undo, m.unisolateUndo(bg, spec.Bridge, out, log))
+				if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+					rollback()
+					return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+				}
 			}
 		}
 	}
@@ -343,6 +375,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		sw, ok = m.waitSwitch(ctx, b.dpid)
 	}
 	oldInstalled, oldSynced, oldGen, oldSw := b.installed, b.synced, b.gen, b.sw
+	flowsUndo := len(undo) // undone flows first, then the port rejoins NORMAL
 	if ok {
 		if sw != b.sw {
 			b.synced = false
@@ -365,6 +398,19 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		})
 	}
 	tApplied := time.Since(start) // the flows are in the switch
+	if lateIsolate != "" {
+		if err := m.cfg.OVSDB.IsolatePort(ctx, spec.Bridge, lateIsolate); err != nil {
+			rollback()
+			return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, lateIsolate, err)
+		}
+		undo = slices.Insert(undo, flowsUndo, m.unisolateUndo(bg, spec.Bridge, lateIsolate, log))
+		if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+			rollback()
+			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+		}
+		b.facts, b.dpid = facts, facts.DatapathID
+		endFast(ctx) // NORMAL keeps away from the port by its VLAN now
+	}
 	m.mirrors[spec.Name] = mi
 	if err := m.saveLocked(); err != nil {
 		delete(m.mirrors, spec.Name)
@@ -379,7 +425,8 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		mi.status = api.Status{State: api.StatePending, Detail: fmt.Sprintf("switch %s not connected", b.name)}
 	}
 	log.WithFields(logrus.Fields{"selection": spec.SelectionString(), "output": spec.Output.String(), "status": mi.status.String(),
-		"ms_ovsdb": ms(tPrepared), "ms_flows": ms(tApplied), "ms_saved": ms(time.Since(start))}).Info("mirror added")
+		"ms_ovsdb": ms(tPrepared), "ms_flows": ms(tApplied), "ms_saved": ms(time.Since(start)),
+		"isolated_after_flows": lateIsolate != ""}).Info("mirror added")
 	return mi, nil
 }
 

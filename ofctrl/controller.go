@@ -321,22 +321,7 @@ func (c *Controller) dialLoop(ctx context.Context, t target) {
 	log := c.log.WithField("target", t.String())
 	backoff := c.cfg.ReconnectMin
 	for ctx.Err() == nil {
-		d := net.Dialer{Timeout: c.cfg.HandshakeTimeout}
-		network := "tcp"
-		if t.scheme == "unix" {
-			network = "unix"
-		}
-		nc, err := d.DialContext(ctx, network, t.addr)
-		if err == nil && t.scheme == "ssl" {
-			tc := tls.Client(nc, c.cfg.TLS.Clone())
-			hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
-			err = tc.HandshakeContext(hctx)
-			cancel()
-			if err != nil {
-				_ = nc.Close()
-			}
-			nc = tc
-		}
+		nc, err := c.dialOnce(ctx, t)
 		if err != nil {
 			log.WithError(err).WithField("retry_in", backoff).Debug("dial failed")
 		} else {
@@ -362,6 +347,27 @@ func (c *Controller) dialLoop(ctx context.Context, t target) {
 			backoff = c.cfg.ReconnectMax
 		}
 	}
+}
+
+// dialOnce connects to t (TLS handshake included for ssl).
+func (c *Controller) dialOnce(ctx context.Context, t target) (net.Conn, error) {
+	d := net.Dialer{Timeout: c.cfg.HandshakeTimeout}
+	network := "tcp"
+	if t.scheme == "unix" {
+		network = "unix"
+	}
+	nc, err := d.DialContext(ctx, network, t.addr)
+	if err != nil || t.scheme != "ssl" {
+		return nc, err
+	}
+	tc := tls.Client(nc, c.cfg.TLS.Clone())
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // serve runs one connection from handshake to close. It returns when the

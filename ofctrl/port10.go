@@ -1,0 +1,288 @@
+package ofctrl
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// OpenFlow 1.1 dropped the OFPPC_NO_FLOOD port config bit, but Open vSwitch
+// still honours it (NORMAL's floods and the FLOOD action skip such a port)
+// and still accepts it in an OpenFlow 1.0 PORT_MOD. PortConn is a small
+// OpenFlow 1.0 connection for that one purpose, next to the OpenFlow 1.3
+// connection that carries everything else.
+
+// OpenFlow 1.0 port config bits (ofp_port_config).
+const (
+	PortConfigDown       uint32 = 1 << 0
+	PortConfigNoRecv     uint32 = 1 << 2
+	PortConfigNoFlood    uint32 = 1 << 4
+	PortConfigNoFwd      uint32 = 1 << 5
+	PortConfigNoPacketIn uint32 = 1 << 6
+)
+
+const (
+	of10Version             = 1
+	of10TypeHello           = 0
+	of10TypeError           = 1
+	of10TypeEchoRequest     = 2
+	of10TypeEchoReply       = 3
+	of10TypeFeaturesRequest = 5
+	of10TypeFeaturesReply   = 6
+	of10TypePortMod         = 15
+	of10TypeBarrierRequest  = 18
+	of10TypeBarrierReply    = 19
+	of10FeaturesLen         = 32
+	of10PhyPortLen          = 48
+	of10PortModLen          = 32
+	of10PortMax             = 0xff00 // ports from here on are reserved
+)
+
+// ErrNoOpenFlow10 reports a switch that does not accept OpenFlow 1.0 (the
+// bridge's protocols column leaves it out).
+var ErrNoOpenFlow10 = errors.New("switch does not accept OpenFlow 1.0")
+
+// PortConn is an OpenFlow 1.0 connection to one switch, for port config
+// bits only OpenFlow 1.0 can set (PortConfigNoFlood). It is not safe for
+// concurrent use; Close it when done.
+type PortConn struct {
+	nc    net.Conn
+	br    *bufio.Reader
+	dpid  uint64
+	ports map[uint16]port10
+	xid   uint32
+	max   int
+	log   logrus.FieldLogger
+}
+
+type port10 struct {
+	hw     [6]byte
+	config uint32
+}
+
+// DialPortConn connects to target (unix:, tcp: or ssl:, a switch's passive
+// listener), negotiates OpenFlow 1.0 and reads the switch's ports. If dpid
+// is not zero the switch must have that datapath id. A switch that only
+// accepts later versions gives ErrNoOpenFlow10.
+func (c *Controller) DialPortConn(ctx context.Context, targetStr string, dpid uint64) (*PortConn, error) {
+	t, err := parseTarget(targetStr, false)
+	if err != nil {
+		return nil, err
+	}
+	if t.scheme == "ssl" && c.cfg.TLS == nil {
+		return nil, fmt.Errorf("target %q: ssl needs Config.TLS", targetStr)
+	}
+	nc, err := c.dialOnce(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("openflow 1.0 connection to %s: %w", t, err)
+	}
+	p := &PortConn{nc: nc, br: bufio.NewReaderSize(nc, 16*1024), max: c.cfg.MaxFrame,
+		log: c.log.WithField("remote", t.String())}
+	if err := p.handshake(ctx, dpid); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("openflow 1.0 connection to %s: %w", t, err)
+	}
+	return p, nil
+}
+
+// DPID returns the switch's datapath id.
+func (p *PortConn) DPID() uint64 { return p.dpid }
+
+// Close closes the connection.
+func (p *PortConn) Close() error { return p.nc.Close() }
+
+// guard applies ctx's deadline and cancellation to the connection until
+// the returned function is called.
+func (p *PortConn) guard(ctx context.Context) func() {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Time{}
+	}
+	_ = p.nc.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = p.nc.SetDeadline(time.Unix(1, 0)) })
+	return func() {
+		stop()
+		_ = p.nc.SetDeadline(time.Time{})
+	}
+}
+
+func (p *PortConn) handshake(ctx context.Context, dpid uint64) error {
+	defer p.guard(ctx)()
+	if _, err := p.nc.Write(msg10(of10TypeHello, 0, 0)); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	f, err := readFrame(p.br, p.max)
+	if err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	switch {
+	case f[1] == of10TypeError:
+		return fmt.Errorf("%w: %s", ErrNoOpenFlow10, errorText10(f))
+	case f[1] != of10TypeHello:
+		return fmt.Errorf("expected HELLO, got message type %d (version 0x%02x)", f[1], f[0])
+	case !helloAllows(f, of10Version):
+		return fmt.Errorf("%w (its hello offers version 0x%02x only from a bitmap without 1.0)", ErrNoOpenFlow10, f[0])
+	}
+	p.xid++
+	if _, err := p.nc.Write(msg10(of10TypeFeaturesRequest, p.xid, 0)); err != nil {
+		return fmt.Errorf("send features request: %w", err)
+	}
+	f, err = p.await(p.xid, of10TypeFeaturesReply)
+	if err != nil {
+		return fmt.Errorf("features request: %w", err)
+	}
+	if len(f) < of10FeaturesLen {
+		return fmt.Errorf("%w: features reply of %d bytes", ErrFrame, len(f))
+	}
+	p.dpid = binary.BigEndian.Uint64(f[8:])
+	if dpid != 0 && p.dpid != dpid {
+		return fmt.Errorf("switch has datapath id %016x, want %016x", p.dpid, dpid)
+	}
+	p.ports = map[uint16]port10{}
+	for b := f[of10FeaturesLen:]; len(b) >= of10PhyPortLen; b = b[of10PhyPortLen:] {
+		var pt port10
+		copy(pt.hw[:], b[2:8])
+		pt.config = binary.BigEndian.Uint32(b[24:])
+		p.ports[binary.BigEndian.Uint16(b)] = pt
+	}
+	return nil
+}
+
+// helloAllows reports whether a HELLO admits version v: by its version
+// bitmap, or without one by its version being at least v.
+func helloAllows(f []byte, v uint8) bool {
+	body := f[headerLen:]
+	for len(body) >= 4 {
+		typ := binary.BigEndian.Uint16(body)
+		l := int(binary.BigEndian.Uint16(body[2:]))
+		if l < 4 || l > len(body) {
+			break
+		}
+		if typ == 1 && l >= 8 {
+			return binary.BigEndian.Uint32(body[4:])&(1<<v) != 0
+		}
+		adv := (l + 7) / 8 * 8 // elements are padded to 8 bytes
+		if adv > len(body) {
+			break
+		}
+		body = body[adv:]
+	}
+	return f[0] >= v
+}
+
+var errPeerError = errors.New("switch error")
+
+// await reads messages until the reply of type typ with xid, answering
+// echo requests and skipping asynchronous messages. An error message with
+// xid is returned as an error wrapping errPeerError.
+func (p *PortConn) await(xid uint32, typ uint8) ([]byte, error) {
+	for {
+		f, err := readFrame(p.br, p.max)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case f[1] == of10TypeEchoRequest:
+			r := append([]byte(nil), f...)
+			r[1] = of10TypeEchoReply
+			if _, err := p.nc.Write(r); err != nil {
+				return nil, fmt.Errorf("send echo reply: %w", err)
+			}
+		case frameXID(f) != xid:
+		case f[1] == of10TypeError:
+			return nil, fmt.Errorf("%w: %s", errPeerError, errorText10(f))
+		case f[1] == typ:
+			return f, nil
+		}
+	}
+}
+
+// ModPort sets the config bits in mask of the port with OpenFlow 1.3 port
+// number port to those of config, waits until the switch has applied the
+// change (a barrier) and returns the port's bits before the change.
+func (p *PortConn) ModPort(ctx context.Context, port uint32, config, mask uint32) (prev uint32, err error) {
+	p16, ok := port10No(port)
+	if !ok {
+		return 0, fmt.Errorf("port %d: not representable in OpenFlow 1.0", port)
+	}
+	pt, ok := p.ports[p16]
+	if !ok {
+		return 0, fmt.Errorf("port %d: not on switch %016x", port, p.dpid)
+	}
+	defer p.guard(ctx)()
+	m := msg10(of10TypePortMod, p.xid+1, of10PortModLen-headerLen)
+	binary.BigEndian.PutUint16(m[8:], p16)
+	copy(m[10:16], pt.hw[:])
+	binary.BigEndian.PutUint32(m[16:], config&mask)
+	binary.BigEndian.PutUint32(m[20:], mask)
+	// advertise (m[24:28]) zero: leave the advertised features alone.
+	b := msg10(of10TypeBarrierRequest, p.xid+2, 0)
+	p.xid += 2
+	if _, err := p.nc.Write(append(m, b...)); err != nil {
+		return 0, fmt.Errorf("port %d: send port mod: %w", port, err)
+	}
+	// The port mod's error, if any, comes before the barrier reply.
+	for {
+		f, err := readFrame(p.br, p.max)
+		if err != nil {
+			return 0, fmt.Errorf("port %d: port mod: %w", port, err)
+		}
+		switch {
+		case f[1] == of10TypeEchoRequest:
+			r := append([]byte(nil), f...)
+			r[1] = of10TypeEchoReply
+			if _, err := p.nc.Write(r); err != nil {
+				return 0, fmt.Errorf("port %d: send echo reply: %w", port, err)
+			}
+		case f[1] == of10TypeError && (frameXID(f) == p.xid-1 || frameXID(f) == p.xid):
+			return 0, fmt.Errorf("port %d: port mod: %w: %s", port, errPeerError, errorText10(f))
+		case f[1] == of10TypeBarrierReply && frameXID(f) == p.xid:
+			prev = pt.config & mask
+			pt.config = pt.config&^mask | config&mask
+			p.ports[p16] = pt
+			p.log.WithFields(logrus.Fields{"dpid": fmt.Sprintf("%016x", p.dpid), "port": port,
+				"config": fmt.Sprintf("0x%x", config&mask), "mask": fmt.Sprintf("0x%x", mask)}).Debug("port config set (OpenFlow 1.0)")
+			return prev, nil
+		}
+	}
+}
+
+// port10No maps an OpenFlow 1.3 port number to OpenFlow 1.0's 16 bits.
+func port10No(port uint32) (uint16, bool) {
+	switch {
+	case port < of10PortMax:
+		return uint16(port), true
+	case port >= 0xffffff00:
+		return uint16(port - 0xffff0000), true
+	}
+	return 0, false
+}
+
+func msg10(typ uint8, xid uint32, body int) []byte {
+	b := make([]byte, headerLen+body)
+	b[0] = of10Version
+	b[1] = typ
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	binary.BigEndian.PutUint32(b[4:], xid)
+	return b
+}
+
+// errorText10 describes an OpenFlow error message (the type/code layout is
+// the same in every version), with the text OVS appends to HELLO_FAILED.
+func errorText10(f []byte) string {
+	if len(f) < headerLen+4 {
+		return fmt.Sprintf("malformed error message of %d bytes", len(f))
+	}
+	typ, code := binary.BigEndian.Uint16(f[8:]), binary.BigEndian.Uint16(f[10:])
+	s := fmt.Sprintf("error type %d code %d", typ, code)
+	if typ == 0 && len(f) > headerLen+4 { // HELLO_FAILED carries ASCII text
+		s += ": " + string(f[headerLen+4:])
+	}
+	return s
+}

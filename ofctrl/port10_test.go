@@ -1,0 +1,179 @@
+package ofctrl
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// portConfigLine returns the "config:" line of port name in
+// `ovs-ofctl -O OpenFlow10 show br0` (OpenFlow 1.0 shows NO_FLOOD).
+func portConfigLine(t *testing.T, show, name string) string {
+	t.Helper()
+	lines := strings.Split(show, "\n")
+	for i, ln := range lines {
+		if strings.Contains(ln, "("+name+"):") && i+1 < len(lines) {
+			return strings.TrimSpace(lines[i+1])
+		}
+	}
+	t.Fatalf("port %s not in:\n%s", name, show)
+	return ""
+}
+
+func TestLabPortConnNoFlood(t *testing.T) {
+	l, dpid := newLabBridge(t)
+	l.AddInternalPort(t, "br0", "p1", 0)
+	ofport := uint32(l.OFPort(t, "p1"))
+	c, ctx := labController(t, Config{Logger: testLogger(t)})
+	mgmt := "unix:" + filepath.Join(l.RunDir(), "br0.mgmt")
+
+	if _, err := c.DialPortConn(ctx, mgmt, dpid+1); err == nil || !strings.Contains(err.Error(), "datapath id") {
+		t.Fatalf("wrong dpid: err = %v, want a datapath id mismatch", err)
+	}
+	p, err := c.DialPortConn(ctx, mgmt, dpid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.DPID() != dpid {
+		t.Fatalf("DPID() = %016x, want %016x", p.DPID(), dpid)
+	}
+	mask := PortConfigNoFlood | PortConfigNoRecv
+	prev, err := p.ModPort(ctx, ofport, mask, mask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev != 0 {
+		t.Fatalf("previous bits = 0x%x, want 0", prev)
+	}
+	show, err := l.Ofctl("-O", "OpenFlow10", "show", "br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := portConfigLine(t, show, "p1"); !strings.Contains(got, "NO_FLOOD") || !strings.Contains(got, "NO_RECV") {
+		t.Fatalf("after ModPort: %q, want NO_RECV and NO_FLOOD", got)
+	}
+	// Setting again reports the bits as they are now, then clearing
+	// restores the port.
+	if prev, err = p.ModPort(ctx, ofport, mask, mask); err != nil || prev != mask {
+		t.Fatalf("second ModPort: prev 0x%x, err %v; want 0x%x", prev, err, mask)
+	}
+	if _, err := p.ModPort(ctx, ofport, 0, mask); err != nil {
+		t.Fatal(err)
+	}
+	show, _ = l.Ofctl("-O", "OpenFlow10", "show", "br0")
+	if got := portConfigLine(t, show, "p1"); got != "config:     0" {
+		t.Fatalf("after clearing: %q, want config 0", got)
+	}
+	if _, err := p.ModPort(ctx, 4000, mask, mask); err == nil || !strings.Contains(err.Error(), "not on switch") {
+		t.Fatalf("unknown port: err = %v", err)
+	}
+	if _, err := p.ModPort(ctx, 0x10000, mask, mask); err == nil || !strings.Contains(err.Error(), "OpenFlow 1.0") {
+		t.Fatalf("32-bit port: err = %v", err)
+	}
+
+	// A bridge that does not allow OpenFlow 1.0.
+	l.MustVsctl(t, "set", "bridge", "br0", "protocols=OpenFlow13")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err = c.DialPortConn(ctx, mgmt, dpid)
+		if errors.Is(err, ErrNoOpenFlow10) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !errors.Is(err, ErrNoOpenFlow10) {
+		t.Fatalf("bridge with protocols=OpenFlow13: err = %v, want ErrNoOpenFlow10", err)
+	}
+}
+
+// fakePortSwitch answers an OpenFlow 1.0 handshake on nc with one port
+// (number 7), then runs reply on every later request.
+func fakePortSwitch(t *testing.T, nc net.Conn, reply func(f []byte) [][]byte) {
+	t.Helper()
+	go func() {
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		// net.Pipe is synchronous: take the client's hello first.
+		if _, err := readFrame(br, MaxFrame); err != nil {
+			return
+		}
+		if _, err := nc.Write(msg10(of10TypeHello, 0, 0)); err != nil {
+			return
+		}
+		for {
+			f, err := readFrame(br, MaxFrame)
+			if err != nil {
+				return
+			}
+			var out [][]byte
+			switch f[1] {
+			case of10TypeFeaturesRequest:
+				r := msg10(of10TypeFeaturesReply, frameXID(f), of10FeaturesLen-headerLen+of10PhyPortLen)
+				r[15] = 0x2a // dpid 0x2a
+				port := r[of10FeaturesLen:]
+				port[1] = 7
+				out = [][]byte{r}
+			default:
+				out = reply(f)
+			}
+			for _, m := range out {
+				if _, err := nc.Write(m); err != nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
+func TestPortConnSwitchErrors(t *testing.T) {
+	defer checkLeaks(t)
+	c := New(Config{Logger: testLogger(t)})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// The switch rejects the port mod: its error is reported, the cached
+	// config is unchanged.
+	a, b := net.Pipe()
+	fakePortSwitch(t, b, func(f []byte) [][]byte {
+		if f[1] != of10TypePortMod {
+			return [][]byte{msg10(of10TypeBarrierReply, frameXID(f), 0)}
+		}
+		e := msg10(of10TypeError, frameXID(f), 4)
+		e[9] = 7  // OFPET_PORT_MOD_FAILED
+		e[11] = 1 // OFPPMFC_BAD_HW_ADDR
+		return [][]byte{e}
+	})
+	p := &PortConn{nc: a, br: bufio.NewReader(a), max: MaxFrame, log: c.log}
+	if err := p.handshake(ctx, 0x2a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ModPort(ctx, 7, PortConfigNoFlood, PortConfigNoFlood); err == nil || !strings.Contains(err.Error(), "error type 7 code 1") {
+		t.Fatalf("rejected port mod: err = %v", err)
+	}
+	if p.ports[7].config != 0 {
+		t.Fatalf("cached config changed after a failed port mod: 0x%x", p.ports[7].config)
+	}
+	p.Close()
+
+	// A switch that never answers: the context ends the wait.
+	a, b = net.Pipe()
+	fakePortSwitch(t, b, func([]byte) [][]byte { return nil })
+	p = &PortConn{nc: a, br: bufio.NewReader(a), max: MaxFrame, log: c.log}
+	if err := p.handshake(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := p.ModPort(sctx, 7, PortConfigNoFlood, PortConfigNoFlood)
+	scancel()
+	if err == nil {
+		t.Fatal("ModPort on a silent switch returned no error")
+	}
+	p.Close()
+}
