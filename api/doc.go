@@ -57,6 +57,15 @@
 // error wrapping ErrDaemonNotRunning that says how to start the daemon.
 // Backends mark their errors with WithCode (or wrap the sentinels with %w).
 //
+// # Client-only builds
+//
+// The Client speaks HTTP/1.1 itself (one connection per request) and imports
+// neither net/http nor, on Linux, package net, so that a program that only
+// talks to the daemon stays small and starts fast. The server half
+// (NewHandler, Listen, Serve; server.go) needs net/http and is left out of
+// builds with the tag flowspanclient, which is how the flowspan CLI is built
+// (go build -tags flowspanclient ./cmd/flowspan).
+//
 // Client, the handler returned by NewHandler and Serve are safe for
 // concurrent use.
 package api

@@ -29,6 +29,16 @@ func TestClientOnlyBuild(t *testing.T) {
 			t.Errorf("the client-only build links %s", heavy)
 		}
 	}
+	// Every client command pays the binary's start-up (docs/performance.md,
+	// "Client start-up"): api.Client speaks HTTP itself so that the CLI links
+	// no net/http (which brings crypto/tls, crypto/x509, mime/multipart...),
+	// and on Linux not even package net, whose cgo resolver makes the binary
+	// dynamically linked (loading libc costs about a millisecond per run).
+	for _, slow := range []string{"net/http", "crypto/tls", "crypto/x509", "net", "runtime/cgo", "github.com/sirupsen/logrus"} {
+		if slices.Contains(deps, slow) {
+			t.Errorf("the client-only build links %s, which slows every client command's start-up", slow)
+		}
+	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "flowspan")
 	if out, err := exec.Command("go", "build", "-tags", "flowspanclient", "-o", bin, ".").CombinedOutput(); err != nil {
