@@ -685,3 +685,45 @@ func TestClientConcurrent(t *testing.T) {
 		t.Fatalf("Mirrors: %d, %v", len(ms), err)
 	}
 }
+
+// BenchmarkClientRoundTrip: one GET /v1/mirrors against the real handler,
+// with Client (a connection per request) and with the net/http client it
+// replaced (keep-alive).
+func BenchmarkClientRoundTrip(b *testing.B) {
+	ctx := context.Background()
+	fb := newFakeBackend()
+	for i := range 10 {
+		if _, err := fb.AddMirror(ctx, MirrorSpec{Name: fmt.Sprint("m", i), Bridge: "br0"}, OriginAPI); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sock := filepath.Join(b.TempDir(), "api.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Serve(sctx, ln, NewHandler(fb, HandlerConfig{})) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	c, ref := NewClient(sock), newRefClient(sock)
+	defer ref.hc.CloseIdleConnections()
+	for _, bc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"Client", func() error { return c.do(ctx, "GET", "/v1/mirrors", nil, &MirrorList{}) }},
+		{"net/http", func() error { return ref.do(ctx, "GET", "/v1/mirrors", nil, &MirrorList{}) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := bc.do(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
