@@ -1,3 +1,5 @@
+//go:build !flowspanclient
+
 package api
 
 import (
