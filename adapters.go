@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sync"
 
@@ -50,7 +52,25 @@ func (a *ovsdbAdapter) FDBShow(ctx context.Context, bridge string) (string, erro
 var (
 	_ OVSDB          = (*ovsdbAdapter)(nil)
 	_ MACTableReader = (*ovsdbAdapter)(nil)
+	_ Management     = (*ovsdbAdapter)(nil)
 )
+
+// ManagementTarget implements Management: the bridge's .mgmt socket in the
+// run directory of a unix: endpoint, in service mode, if it exists.
+func (a *ovsdbAdapter) ManagementTarget(bridge string) string {
+	if _, ok := a.mode.(ovsdb.ServiceMode); !ok {
+		return ""
+	}
+	rundir := runDirOfEndpoint(a.cl.Endpoint())
+	if rundir == "" {
+		return ""
+	}
+	path := filepath.Join(rundir, bridge+".mgmt")
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Type() != os.ModeSocket {
+		return ""
+	}
+	return "unix:" + path
+}
 
 func (a *ovsdbAdapter) Bridge(ctx context.Context, name string) (Bridge, error) {
 	b, err := a.cl.Bridge(ctx, name)
@@ -170,9 +190,23 @@ type OFController struct {
 }
 
 var (
-	_ Controller   = (*OFController)(nil)
-	_ PortIsolator = (*OFController)(nil)
+	_ Controller    = (*OFController)(nil)
+	_ PortIsolator  = (*OFController)(nil)
+	_ SessionDialer = (*OFController)(nil)
 )
+
+// DialSession implements SessionDialer with ofctrl's sessions.
+func (a *OFController) DialSession(ctx context.Context, target string) (Switch, uint64, func(), error) {
+	sw, closeFn, err := a.c.DialSession(ctx, target)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	a.mu.Lock()
+	a.next++ // a value no connection has
+	ep := a.next
+	a.mu.Unlock()
+	return ofSwitch{sw: sw, epoch: ep}, sw.DPID(), closeFn, nil
+}
 
 // NewController adapts c. Call c.Listen yourself for controller mode.
 func NewController(c *ofctrl.Controller) *OFController {

@@ -157,6 +157,24 @@ type PortIsolator interface {
 	IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (undo func(context.Context) error, err error)
 }
 
+// Management is an optional capability of an OVSDB backend: the OpenFlow
+// target of a bridge's built-in management listener (Open vSwitch's
+// <rundir>/<bridge>.mgmt socket, which every bridge has). The Manager
+// programs the first mirror on a bridge through it while its own controller
+// target is being set up. "" when there is none, or when it cannot be used
+// that way (controller mode: gaining a primary controller makes OVS flush
+// the flow table).
+type Management interface {
+	ManagementTarget(bridge string) string
+}
+
+// SessionDialer is an optional capability of a Controller: a private
+// connection to the switch listening at target, used only by its caller.
+// closeFn ends it and must be called.
+type SessionDialer interface {
+	DialSession(ctx context.Context, target string) (sw Switch, dpid uint64, closeFn func(), err error)
+}
+
 // Compiler turns mirror specs and bridge facts into flows. NewFlowsCompiler
 // adapts the flows package. It must be pure and deterministic.
 type Compiler interface {

@@ -784,8 +784,13 @@ func (m *Manager) takeOverLocked(ctx context.Context, b *bridgeState, isolate ..
 	if err != nil {
 		return fmt.Errorf("bridge %s: take over: %w", b.name, err)
 	}
-	b.takenOver = true
 	b.synced = false
+	return m.tookOverLocked(b, target)
+}
+
+// tookOverLocked records that b was taken over and dials target (once).
+func (m *Manager) tookOverLocked(b *bridgeState, target string) error {
+	b.takenOver = true
 	m.log.WithFields(logrus.Fields{"bridge": b.name, "target": target}).Info("bridge taken over")
 	if target != "" && m.runCtx != nil {
 		dctx, cancel := context.WithCancel(m.runCtx)

@@ -2,6 +2,7 @@ package flowspan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -629,7 +630,8 @@ func (e *labEnv) portConfig10(t *testing.T, port string) string {
 	return ""
 }
 
-// On a bridge already taken over, a new output port is isolated over
+// The first mirror on a bridge goes in through the management socket. On a
+// bridge already taken over, a new output port is isolated over
 // OpenFlow (NO_FLOOD, NO_RECV) so the flows go in before the OVSDB
 // isolation; once that is applied the port's OpenFlow config is back as it
 // was. Where OpenFlow 1.0 is not allowed the OVSDB isolation comes first.
@@ -643,8 +645,23 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "other", Bridge: "br0", Ports: []string{"h2"}, Output: api.Output{Port: "mon2"}}, api.OriginAPI); err != nil {
 		t.Fatal(err)
 	}
-	if en := e.addedEntry(t, "other"); en.Data["isolated_after_flows"] != false {
-		t.Fatalf("first mirror (take-over): isolated_after_flows = %v, want false", en.Data["isolated_after_flows"])
+	// The first mirror goes in through the management socket, isolated
+	// over OpenFlow until the take-over isolated it in OVSDB; flowspan's
+	// own connection then took over without another full sync.
+	if en := e.addedEntry(t, "other"); en.Data["via_management_socket"] != true {
+		t.Fatalf("first mirror: via_management_socket = %v, want true", en.Data["via_management_socket"])
+	}
+	if got := e.portConfig10(t, "mon2"); got != "config:     0" {
+		t.Fatalf("mon2's OpenFlow port config after the first add: %q, want 0 (restored)", got)
+	}
+	syncs := 0
+	for _, en := range e.logs.AllEntries() {
+		if en.Message == "full sync done" {
+			syncs++
+		}
+	}
+	if syncs != 1 {
+		t.Fatalf("%d full syncs for the first mirror, want 1", syncs)
 	}
 	mi, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "m1", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI)
 	if err != nil {
@@ -668,14 +685,32 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	}
 
 	// Without OpenFlow 1.0 the add still works, isolating in OVSDB first.
+	// The protocols change makes OVS re-initialize its connections: wait
+	// for flowspan's full sync on the new one.
+	mark := len(e.logs.AllEntries())
 	e.l.MustVsctl(t, "set", "Bridge", "br0", "protocols=OpenFlow13")
-	waitStatus(t, e.m, "m1", "active")
 	lab.Eventually(t, 10*time.Second, func() error {
-		_, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "m3", Bridge: "br0", Egress: []string{"h2"}, Output: api.Output{Port: "mon3"}}, api.OriginAPI)
-		return err
+		for _, en := range e.logs.AllEntries()[mark:] {
+			if en.Message == "full sync done" {
+				return nil
+			}
+		}
+		return errors.New("no full sync after the protocols change")
 	})
-	if en := e.addedEntry(t, "m3"); en.Data["isolated_after_flows"] != false {
-		t.Fatalf("add without OpenFlow 1.0: isolated_after_flows = %v, want false", en.Data["isolated_after_flows"])
+	if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "m3", Bridge: "br0", Egress: []string{"h2"}, Output: api.Output{Port: "mon3"}}, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	if en := e.addedEntry(t, "m3"); en.Data["isolated_after_flows"] != false || en.Data["status"] != "active" {
+		t.Fatalf("add without OpenFlow 1.0: isolated_after_flows = %v, status %v; want false, active", en.Data["isolated_after_flows"], en.Data["status"])
+	}
+	refused := false
+	for _, en := range e.logs.AllEntries()[mark:] {
+		if err, ok := en.Data[logrus.ErrorKey].(error); ok && errors.Is(err, ofctrl.ErrNoOpenFlow10) {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Fatal("the OpenFlow 1.0 isolation was not tried and refused")
 	}
 	if got := e.udpCopies(t, "mon3", 5003, 5); got != 5 {
 		t.Fatalf("copies on mon3: %d, want 5", got)

@@ -27,6 +27,9 @@ type testEnv struct {
 	state string
 	m     *Manager
 	stop  func()
+	// wrapDB and wrapCtl, when set, wrap db and ctl for the Manager.
+	wrapDB  func(*fakeOVSDB) OVSDB
+	wrapCtl func(*fakeController) Controller
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -47,7 +50,17 @@ func (e *testEnv) start() *Manager {
 	e.t.Helper()
 	logger, _ := test.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
-	m, err := New(Config{Logger: logger, OVSDB: e.db, Controller: e.ctl, Compiler: fakeCompiler{},
+	var (
+		db  OVSDB      = e.db
+		ctl Controller = e.ctl
+	)
+	if e.wrapDB != nil {
+		db = e.wrapDB(e.db)
+	}
+	if e.wrapCtl != nil {
+		ctl = e.wrapCtl(e.ctl)
+	}
+	m, err := New(Config{Logger: logger, OVSDB: db, Controller: ctl, Compiler: fakeCompiler{},
 		StatePath: e.state, ConnectTimeout: 2 * time.Second, RetryInterval: 50 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)

@@ -213,8 +213,16 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 
 	b := m.bridge(spec.Bridge)
 	wasTakenOver := b.takenOver
+	// The first mirror on a bridge is programmed through the bridge's
+	// management socket, when there is one, while flowspan's controller
+	// target is set up (coldSession).
+	mgmt := ""
+	if !b.takenOver && !bridgeMissing {
+		mgmt = m.managementTargetLocked(spec.Bridge)
+	}
+	coldIsolate := spec.Output.Port != "" && !createsPort(spec) && needsIsolation(facts.Ports[spec.Output.Port])
 	var fdb <-chan fdbResult
-	if !b.synced && !bridgeMissing {
+	if !b.synced && !bridgeMissing && !(mgmt != "" && coldIsolate) {
 		// A full sync follows: read the bridge's MAC table meanwhile.
 		fdb = m.readMACTable(ctx, spec.Bridge)
 	}
@@ -260,7 +268,8 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		}
 	}
 	// fastUndo ends an isolation over OpenFlow (isolateNowLocked) of the
-	// output lateIsolate, which is then isolated in OVSDB after the flows.
+	// output port; lateIsolate is that port when it is isolated in OVSDB
+	// after the flows (warm adds).
 	var (
 		fastUndo    func(context.Context) error
 		lateIsolate string
@@ -270,9 +279,15 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			return
 		}
 		if err := fastUndo(ctx); err != nil {
-			log.WithError(err).WithField("port", lateIsolate).Warn("restoring the output port's OpenFlow port config failed")
+			log.WithError(err).WithField("port", spec.Output.Port).Warn("restoring the output port's OpenFlow port config failed")
 		}
 		fastUndo = nil
+	}
+	var sess *coldSession
+	if mgmt != "" {
+		if sess = m.openColdSessionLocked(ctx, b, mgmt, facts.DatapathID); sess != nil {
+			defer sess.close()
+		}
 	}
 	// An existing output port is isolated from NORMAL: in the take-over's
 	// OVSDB transaction when the bridge is not taken over yet (one
@@ -284,7 +299,27 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			forget := m.recordIsolationLocked(spec.Bridge, facts.Ports[out])
 			undo = append(undo, forget)
 			isolate = []string{out}
-			if fdb != nil {
+			if sess != nil {
+				// Isolated over OpenFlow now, in OVSDB with the take-over;
+				// the MAC table is read once the port learns no more.
+				if u, err := sess.isolate(ctx, facts.Ports[out].OFPort); err == nil {
+					fastUndo = u
+					undo = append(undo, func() { endFast(bg) })
+					// Compile as for the isolated port.
+					p := facts.Ports[out]
+					p.Isolated = true
+					facts.Ports = maps.Clone(facts.Ports)
+					facts.Ports[out] = p
+				} else {
+					log.WithError(err).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
+					sess.close()
+					sess = nil
+				}
+			}
+			if fdb == nil {
+				fdb = m.readMACTable(ctx, spec.Bridge)
+			}
+			if sess == nil {
 				// The full sync seeds what NORMAL learned on the output
 				// port: read the MAC table before isolation flushes it.
 				r := <-fdb
@@ -347,55 +382,68 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		return nil, invalidf("mirror %q: %w", spec.Name, err)
 	}
 
-	if err := m.takeOverLocked(ctx, b, isolate...); err != nil {
-		rollback()
-		if len(isolate) > 0 {
-			return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, isolate[0], err)
-		}
-		return nil, err
-	}
-	if !wasTakenOver {
-		undo = append(undo, func() {
-			if err := m.releaseLocked(bg, b); err != nil {
-				log.WithError(err).Warn("rollback: releasing bridge failed")
-			}
-		})
-	}
-	if len(isolate) > 0 {
-		undo = append(undo, m.unisolateUndo(bg, spec.Bridge, isolate[0], log))
-		if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
-			rollback()
-			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
-		}
-		b.facts, b.dpid = facts, facts.DatapathID
-	}
-	tPrepared := time.Since(start) // the OVSDB part is done
-	sw, ok := m.cfg.Controller.Switch(b.dpid)
-	if !ok && !wasTakenOver {
-		sw, ok = m.waitSwitch(ctx, b.dpid)
-	}
-	oldInstalled, oldSynced, oldGen, oldSw := b.installed, b.synced, b.gen, b.sw
-	flowsUndo := len(undo) // undone flows first, then the port rejoins NORMAL
-	if ok {
-		if sw != b.sw {
-			b.synced = false
-		}
-		pre := prog
-		prog, err = m.applyCompiledLocked(ctx, b, sw, mirrors, &pre, preGen, fdb)
+	var (
+		tPrepared time.Duration
+		sw        Switch
+		ok        bool
+		flowsUndo int
+	)
+	viaSession := sess != nil
+	if sess != nil {
+		prog, tPrepared, err = m.addColdLocked(ctx, coldAdd{b: b, sess: sess, mirrors: mirrors, pre: prog, preGen: preGen,
+			fdb: fdb, isolate: isolate, start: start, undo: &undo, endFast: endFast, log: log})
 		if err != nil {
-			b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
 			rollback()
 			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
 		}
-		undo = append(undo, func() {
-			ch := diff(b.installed, oldInstalled)
-			if err := sw.Apply(bg, ch); err != nil {
-				log.WithError(err).Warn("rollback: restoring flows failed")
-				b.synced = false
-				return
+		sw, ok = b.sw, true
+	} else {
+		if err := m.takeOverLocked(ctx, b, isolate...); err != nil {
+			rollback()
+			if len(isolate) > 0 {
+				return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, isolate[0], err)
 			}
-			b.installed = oldInstalled
-		})
+			return nil, err
+		}
+		if !wasTakenOver {
+			undo = append(undo, m.releaseUndo(bg, b, log))
+		}
+		if len(isolate) > 0 {
+			undo = append(undo, m.unisolateUndo(bg, spec.Bridge, isolate[0], log))
+			if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+				rollback()
+				return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+			}
+			b.facts, b.dpid = facts, facts.DatapathID
+		}
+		tPrepared = time.Since(start) // the OVSDB part is done
+		sw, ok = m.cfg.Controller.Switch(b.dpid)
+		if !ok && !wasTakenOver {
+			sw, ok = m.waitSwitch(ctx, b.dpid)
+		}
+		flowsUndo = len(undo) // undone flows first, then the port rejoins NORMAL
+		if ok {
+			oldInstalled, oldSynced, oldGen, oldSw := b.installed, b.synced, b.gen, b.sw
+			if sw != b.sw {
+				b.synced = false
+			}
+			pre := prog
+			prog, err = m.applyCompiledLocked(ctx, b, sw, mirrors, &pre, preGen, fdb)
+			if err != nil {
+				b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
+				rollback()
+				return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+			}
+			undo = append(undo, func() {
+				ch := diff(b.installed, oldInstalled)
+				if err := sw.Apply(bg, ch); err != nil {
+					log.WithError(err).Warn("rollback: restoring flows failed")
+					b.synced = false
+					return
+				}
+				b.installed = oldInstalled
+			})
+		}
 	}
 	tApplied := time.Since(start) // the flows are in the switch
 	if lateIsolate != "" {
@@ -426,7 +474,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	}
 	log.WithFields(logrus.Fields{"selection": spec.SelectionString(), "output": spec.Output.String(), "status": mi.status.String(),
 		"ms_ovsdb": ms(tPrepared), "ms_flows": ms(tApplied), "ms_saved": ms(time.Since(start)),
-		"isolated_after_flows": lateIsolate != ""}).Info("mirror added")
+		"isolated_after_flows": lateIsolate != "", "via_management_socket": viaSession}).Info("mirror added")
 	return mi, nil
 }
 

@@ -20,6 +20,22 @@ import (
 type Switch struct {
 	ctrl *Controller
 	dpid uint64
+	// pinned is a session's connection (DialSession); nil: the switch's
+	// current connection.
+	pinned *conn
+}
+
+// conn returns the connection a request uses.
+func (s *Switch) conn() (*conn, error) {
+	if s.pinned == nil {
+		return s.ctrl.current(s.dpid)
+	}
+	select {
+	case <-s.pinned.done:
+		return nil, fmt.Errorf("switch %016x: %w (session ended: %v)", s.dpid, ErrNotConnected, s.pinned.closeCause())
+	default:
+		return s.pinned, nil
+	}
 }
 
 // DPID returns the datapath id.
@@ -27,7 +43,7 @@ func (s *Switch) DPID() uint64 { return s.dpid }
 
 // Barrier sends a barrier request and waits for its reply.
 func (s *Switch) Barrier(ctx context.Context) error {
-	c, err := s.ctrl.current(s.dpid)
+	c, err := s.conn()
 	if err != nil {
 		return err
 	}
@@ -81,7 +97,7 @@ func (s *Switch) Apply(ctx context.Context, mods []*openflow13.FlowMod) error {
 			return fmt.Errorf("apply: flow mod %d of %d is nil", i+1, len(mods))
 		}
 	}
-	c, err := s.ctrl.current(s.dpid)
+	c, err := s.conn()
 	if err != nil {
 		return err
 	}
@@ -339,7 +355,7 @@ func (s *Switch) discard(c *conn, id uint32) {
 
 // FlowStats returns the flows matching f, stitching multipart replies.
 func (s *Switch) FlowStats(ctx context.Context, f FlowFilter) ([]FlowStat, error) {
-	c, err := s.ctrl.current(s.dpid)
+	c, err := s.conn()
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +399,7 @@ func stitchFlowStats(msgs []*message) ([]FlowStat, error) {
 
 // Ports returns the switch's ports (OFPMP_PORT_DESC).
 func (s *Switch) Ports(ctx context.Context) ([]Port, error) {
-	c, err := s.ctrl.current(s.dpid)
+	c, err := s.conn()
 	if err != nil {
 		return nil, err
 	}

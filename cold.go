@@ -1,0 +1,225 @@
+package flowspan
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// The first mirror on a bridge.
+//
+// flowspan's own way to a bridge is a controller target it adds in OVSDB;
+// ovs-vswitchd must apply that (a reconfiguration) before flowspan can
+// connect, and only then could the mirror's flows go in. Every bridge also
+// has a management socket (<rundir>/<bridge>.mgmt, what ovs-ofctl uses). A
+// first mirror is programmed through it, in a session, while the take-over
+// is applied:
+//
+//  1. session to the management socket; a new output port is isolated over
+//     OpenFlow (PortIsolator: no floods from NORMAL, nothing received);
+//  2. the take-over transaction (controller target and the output's OVSDB
+//     isolation) goes to OVSDB, in the background;
+//  3. the MAC table is read (after 1: the output learns nothing more) and
+//     the full sync goes in through the session: the first copies flow;
+//  4. once the take-over is applied, the OpenFlow isolation is undone (the
+//     VLAN isolation holds now) and flowspan's own connection takes over
+//     from the session, without a second full sync when it finds every
+//     flow of the generation the session installed.
+//
+// Only in service mode: a primary controller (controller mode) makes OVS
+// flush the flow table when it appears.
+
+// coldSession is a private connection to a bridge's management socket.
+type coldSession struct {
+	sw      Switch
+	dpid    uint64
+	target  string
+	closeFn func()
+	pi      PortIsolator
+}
+
+func (s *coldSession) close() {
+	if s.closeFn != nil {
+		s.closeFn()
+		s.closeFn = nil
+	}
+}
+
+// isolate isolates port ofport over OpenFlow (see PortIsolator).
+func (s *coldSession) isolate(ctx context.Context, ofport uint32) (func(context.Context) error, error) {
+	if s.pi == nil || ofport == 0 {
+		return nil, fmt.Errorf("port %d: no OpenFlow isolation", ofport)
+	}
+	return s.pi.IsolateNow(ctx, s.target, s.dpid, ofport)
+}
+
+// managementTargetLocked returns the management socket through which a
+// first mirror on bridge can be programmed, or "".
+func (m *Manager) managementTargetLocked(bridge string) string {
+	mg, ok := m.cfg.OVSDB.(Management)
+	if !ok {
+		return ""
+	}
+	if _, ok := m.cfg.Controller.(SessionDialer); !ok {
+		return ""
+	}
+	return mg.ManagementTarget(bridge)
+}
+
+// openColdSessionLocked opens a session to target for bridge b (datapath
+// id dpid), or returns nil (logged) when that fails: the add then takes
+// the bridge over first.
+func (m *Manager) openColdSessionLocked(ctx context.Context, b *bridgeState, target string, dpid uint64) *coldSession {
+	sd := m.cfg.Controller.(SessionDialer)
+	sw, got, closeFn, err := sd.DialSession(ctx, target)
+	if err == nil && got != dpid {
+		closeFn()
+		err = fmt.Errorf("datapath id %016x, OVSDB says %016x", got, dpid)
+	}
+	if err != nil {
+		m.log.WithError(err).WithFields(logrus.Fields{"bridge": b.name, "target": target}).
+			Debug("no session through the management socket: taking the bridge over first")
+		return nil
+	}
+	pi, _ := m.cfg.Controller.(PortIsolator)
+	return &coldSession{sw: sw, dpid: dpid, target: target, closeFn: closeFn, pi: pi}
+}
+
+// coldAdd is what addColdLocked needs from addLocked.
+type coldAdd struct {
+	b       *bridgeState
+	sess    *coldSession
+	mirrors []*mirror
+	pre     Program // compiled for generation preGen
+	preGen  uint8
+	fdb     <-chan fdbResult
+	isolate []string // output ports the take-over isolates in OVSDB
+	start   time.Time
+	undo    *[]func()
+	endFast func(context.Context) // undoes the output's OpenFlow isolation
+	log     logrus.FieldLogger
+}
+
+type takeOverResult struct {
+	target string
+	err    error
+}
+
+// addColdLocked takes b over while installing its flows through the
+// session (see above). It returns the installed program and when the flows
+// started going in. Everything it did is in *a.undo.
+func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.Duration, error) {
+	b := a.b
+	bg := context.WithoutCancel(ctx)
+	tch := make(chan takeOverResult, 1)
+	go func() {
+		target, err := m.cfg.OVSDB.TakeOver(ctx, b.name, a.isolate...)
+		tch <- takeOverResult{target, err}
+	}()
+	var (
+		res     *takeOverResult
+		handled bool
+	)
+	result := func() takeOverResult {
+		if res == nil {
+			r := <-tch
+			res = &r
+		}
+		return *res
+	}
+	*a.undo = append(*a.undo, func() {
+		// A take-over that succeeded but was not taken into account.
+		if r := result(); r.err == nil && !handled {
+			for _, p := range a.isolate {
+				if err := m.cfg.OVSDB.UnisolatePort(bg, b.name, p); err != nil {
+					a.log.WithError(err).Warn("rollback: un-isolating output port failed")
+				}
+			}
+			if err := m.cfg.OVSDB.Release(bg, b.name); err != nil {
+				a.log.WithError(err).Warn("rollback: releasing bridge failed")
+			}
+		}
+	})
+
+	tPrepared := time.Since(a.start)
+	b.synced = false
+	pre := a.pre
+	prog, err := m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, a.fdb)
+	if err != nil {
+		b.installed, b.sw = nil, nil
+		return Program{}, tPrepared, err
+	}
+	flowsUndo := len(*a.undo)
+	*a.undo = append(*a.undo, func() {
+		// Through flowspan's connection once it took over.
+		if err := b.sw.Apply(bg, diff(b.installed, nil)); err != nil {
+			a.log.WithError(err).Warn("rollback: removing flows failed")
+			b.synced = false
+			return
+		}
+		b.installed = nil
+	})
+
+	r := result()
+	if r.err != nil {
+		if len(a.isolate) > 0 {
+			return prog, tPrepared, fmt.Errorf("isolating output port %q: bridge %s: take over: %w", a.isolate[0], b.name, r.err)
+		}
+		return prog, tPrepared, fmt.Errorf("bridge %s: take over: %w", b.name, r.err)
+	}
+	handled = true
+	if err := m.tookOverLocked(b, r.target); err != nil {
+		b.takenOver = true // so that the rollback releases it
+		*a.undo = append(*a.undo, m.releaseUndo(bg, b, a.log))
+		return prog, tPrepared, err
+	}
+	*a.undo = append(*a.undo, m.releaseUndo(bg, b, a.log))
+	if len(a.isolate) > 0 {
+		*a.undo = slices.Insert(*a.undo, flowsUndo, m.unisolateUndo(bg, b.name, a.isolate[0], a.log))
+	}
+	facts, err := m.cfg.OVSDB.Bridge(ctx, b.name)
+	if err != nil {
+		return prog, tPrepared, err
+	}
+	b.facts, b.dpid = facts, facts.DatapathID
+	a.endFast(ctx) // the take-over isolated the output in OVSDB
+
+	// flowspan's own connection takes over from the session.
+	sw, ok := m.cfg.Controller.Switch(b.dpid)
+	if !ok {
+		sw, ok = m.waitSwitch(ctx, b.dpid)
+	}
+	if !ok {
+		return prog, tPrepared, nil // it syncs when it connects
+	}
+	if m.holdsLocked(ctx, b, sw) {
+		b.sw = sw
+		return prog, tPrepared, nil
+	}
+	a.log.Info("flows installed through the management socket not all found over flowspan's connection: syncing again")
+	b.synced = false
+	if prog, err = m.applyLocked(ctx, b, sw, a.mirrors); err != nil {
+		return prog, tPrepared, err
+	}
+	return prog, tPrepared, nil
+}
+
+// holdsLocked reports whether sw holds exactly as many flows of b's
+// generation as b installed (learned MAC flows have generation 0).
+func (m *Manager) holdsLocked(ctx context.Context, b *bridgeState, sw Switch) bool {
+	c, mask := m.cfg.Compiler.Cookies().GenerationMatch(b.gen)
+	st, err := sw.FlowStats(ctx, c, mask)
+	return err == nil && len(st) == len(b.installed)
+}
+
+// releaseUndo returns a rollback step that releases b.
+func (m *Manager) releaseUndo(ctx context.Context, b *bridgeState, log logrus.FieldLogger) func() {
+	return func() {
+		if err := m.releaseLocked(ctx, b); err != nil {
+			log.WithError(err).Warn("rollback: releasing bridge failed")
+		}
+	}
+}
