@@ -187,6 +187,9 @@ type OFController struct {
 	epoch   map[uint64]uint64 // dpid → connection number (0 = not connected)
 	next    uint64
 	handles map[uint64]*ofctrl.Switch // valid across reconnects
+
+	pmu       sync.Mutex
+	portConns map[string]*ofctrl.PortConn // OpenFlow 1.0, by target
 }
 
 var (
@@ -222,6 +225,7 @@ func (a *OFController) Done() <-chan struct{} { return a.done }
 
 func (a *OFController) run() {
 	defer close(a.done)
+	defer a.closePortConns()
 	for ev := range a.c.Events() {
 		a.mu.Lock()
 		switch ev := ev.(type) {
@@ -271,26 +275,65 @@ func (a *OFController) Switch(dpid uint64) (Switch, bool) {
 
 // IsolateNow implements PortIsolator with OpenFlow 1.0's NO_FLOOD and
 // NO_RECV port config bits (OpenFlow 1.3 has no NO_FLOOD), on a second,
-// OpenFlow 1.0 connection to target kept open until undo.
+// OpenFlow 1.0 connection to target.
 func (a *OFController) IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (func(context.Context) error, error) {
-	pc, err := a.c.DialPortConn(ctx, target, dpid)
-	if err != nil {
-		return nil, err
-	}
 	const bits = ofctrl.PortConfigNoFlood | ofctrl.PortConfigNoRecv
-	prev, err := pc.ModPort(ctx, ofport, bits, bits)
+	prev, err := a.modPort(ctx, target, dpid, ofport, bits, bits)
 	if err != nil {
-		_ = pc.Close()
 		return nil, err
 	}
 	return func(ctx context.Context) error {
-		defer pc.Close()
 		if prev == bits {
 			return nil
 		}
-		_, err := pc.ModPort(ctx, ofport, prev, bits)
+		_, err := a.modPort(ctx, target, dpid, ofport, prev, bits)
 		return err
 	}, nil
+}
+
+// modPort sets port config bits over the OpenFlow 1.0 connection kept per
+// target (a new one when there is none or it broke: OVS drops an idle one
+// that does not answer its echo requests).
+func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, ofport, config, mask uint32) (uint32, error) {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	if a.portConns == nil {
+		a.portConns = map[string]*ofctrl.PortConn{}
+	}
+	for attempt := 0; ; attempt++ {
+		pc := a.portConns[target]
+		if pc == nil || pc.DPID() != dpid {
+			if pc != nil {
+				_ = pc.Close()
+			}
+			var err error
+			if pc, err = a.c.DialPortConn(ctx, target, dpid); err != nil {
+				delete(a.portConns, target)
+				return 0, err
+			}
+			a.portConns[target] = pc
+			attempt++ // a fresh connection gets no second try
+		}
+		prev, err := pc.ModPort(ctx, ofport, config, mask)
+		if err == nil {
+			return prev, nil
+		}
+		_ = pc.Close()
+		delete(a.portConns, target)
+		if attempt > 0 || ctx.Err() != nil || errors.Is(err, ofctrl.ErrRefused) {
+			return 0, err
+		}
+	}
+}
+
+// closePortConns closes the OpenFlow 1.0 connections.
+func (a *OFController) closePortConns() {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	for t, pc := range a.portConns {
+		_ = pc.Close()
+		delete(a.portConns, t)
+	}
 }
 
 // ofSwitch is one connection to a switch.

@@ -2,6 +2,7 @@ package flowspan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -38,7 +39,10 @@ type coldSession struct {
 	dpid    uint64
 	target  string
 	closeFn func()
-	pi      PortIsolator
+	// isoUndo undoes the output's isolation over OpenFlow, done while the
+	// session connected; isoErr is why it was not done.
+	isoUndo func(context.Context) error
+	isoErr  error
 }
 
 func (s *coldSession) close() {
@@ -48,13 +52,6 @@ func (s *coldSession) close() {
 	}
 }
 
-// isolate isolates port ofport over OpenFlow (see PortIsolator).
-func (s *coldSession) isolate(ctx context.Context, ofport uint32) (func(context.Context) error, error) {
-	if s.pi == nil || ofport == 0 {
-		return nil, fmt.Errorf("port %d: no OpenFlow isolation", ofport)
-	}
-	return s.pi.IsolateNow(ctx, s.target, s.dpid, ofport)
-}
 
 // managementTargetLocked returns the management socket through which a
 // first mirror on bridge can be programmed, or "".
@@ -70,22 +67,41 @@ func (m *Manager) managementTargetLocked(bridge string) string {
 }
 
 // openColdSessionLocked opens a session to target for bridge b (datapath
-// id dpid), or returns nil (logged) when that fails: the add then takes
-// the bridge over first.
-func (m *Manager) openColdSessionLocked(ctx context.Context, b *bridgeState, target string, dpid uint64) *coldSession {
-	sd := m.cfg.Controller.(SessionDialer)
-	sw, got, closeFn, err := sd.DialSession(ctx, target)
+// id dpid) and, at the same time, isolates port isolate over OpenFlow
+// when it is not 0. It returns nil (logged) when the session fails: the
+// add then takes the bridge over first.
+func (m *Manager) openColdSessionLocked(ctx context.Context, b *bridgeState, target string, dpid uint64, isolate uint32) *coldSession {
+	s := &coldSession{dpid: dpid, target: target}
+	iso := make(chan struct{})
+	go func() {
+		defer close(iso)
+		pi, ok := m.cfg.Controller.(PortIsolator)
+		switch {
+		case isolate == 0:
+		case !ok:
+			s.isoErr = errors.New("the controller cannot isolate ports over OpenFlow")
+		default:
+			s.isoUndo, s.isoErr = pi.IsolateNow(ctx, target, dpid, isolate)
+		}
+	}()
+	sw, got, closeFn, err := m.cfg.Controller.(SessionDialer).DialSession(ctx, target)
+	<-iso
 	if err == nil && got != dpid {
 		closeFn()
 		err = fmt.Errorf("datapath id %016x, OVSDB says %016x", got, dpid)
 	}
 	if err != nil {
+		if s.isoUndo != nil {
+			if uerr := s.isoUndo(ctx); uerr != nil {
+				m.log.WithError(uerr).WithField("bridge", b.name).Warn("restoring the output port's OpenFlow port config failed")
+			}
+		}
 		m.log.WithError(err).WithFields(logrus.Fields{"bridge": b.name, "target": target}).
 			Debug("no session through the management socket: taking the bridge over first")
 		return nil
 	}
-	pi, _ := m.cfg.Controller.(PortIsolator)
-	return &coldSession{sw: sw, dpid: dpid, target: target, closeFn: closeFn, pi: pi}
+	s.sw, s.closeFn = sw, closeFn
+	return s
 }
 
 // coldAdd is what addColdLocked needs from addLocked.

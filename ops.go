@@ -285,7 +285,11 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	}
 	var sess *coldSession
 	if mgmt != "" {
-		if sess = m.openColdSessionLocked(ctx, b, mgmt, facts.DatapathID); sess != nil {
+		var iso uint32
+		if coldIsolate {
+			iso = facts.Ports[spec.Output.Port].OFPort
+		}
+		if sess = m.openColdSessionLocked(ctx, b, mgmt, facts.DatapathID, iso); sess != nil {
 			defer sess.close()
 		}
 	}
@@ -302,8 +306,8 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			if sess != nil {
 				// Isolated over OpenFlow now, in OVSDB with the take-over;
 				// the MAC table is read once the port learns no more.
-				if u, err := sess.isolate(ctx, facts.Ports[out].OFPort); err == nil {
-					fastUndo = u
+				if sess.isoUndo != nil {
+					fastUndo = sess.isoUndo
 					undo = append(undo, func() { endFast(bg) })
 					// Compile as for the isolated port.
 					p := facts.Ports[out]
@@ -311,7 +315,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 					facts.Ports = maps.Clone(facts.Ports)
 					facts.Ports[out] = p
 				} else {
-					log.WithError(err).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
+					log.WithError(sess.isoErr).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
 					sess.close()
 					sess = nil
 				}
@@ -333,6 +337,8 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			// restarts) follows. The port also drops what it receives
 			// from here on, so NORMAL learns nothing more on it.
 			p := facts.Ports[out]
+			learned := make(chan bool, 1)
+			go func() { learned <- m.learnedOnLocked(ctx, b, p.OFPort) }()
 			if u, ok := m.isolateNowLocked(ctx, b, p); ok {
 				fastUndo, lateIsolate = u, out
 				undo = append(undo, func() { endFast(bg) })
@@ -346,7 +352,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			// flushes it, is seeded with the mirror's flows (MACSeeder).
 			// The shadow table says whether there is anything to read (a
 			// large MAC table takes milliseconds to dump).
-			if m.learnedOnLocked(ctx, b, p.OFPort) {
+			if <-learned {
 				outMACs = m.portMACsLocked(ctx, spec.Bridge, p.OFPort)
 			}
 			undo = append(undo, func() { b.seeds = nil })

@@ -176,11 +176,12 @@ func helloAllows(f []byte, v uint8) bool {
 	return f[0] >= v
 }
 
-var errPeerError = errors.New("switch error")
+// ErrRefused reports an OpenFlow error reply to a PortConn request.
+var ErrRefused = errors.New("switch refused the request")
 
 // await reads messages until the reply of type typ with xid, answering
 // echo requests and skipping asynchronous messages. An error message with
-// xid is returned as an error wrapping errPeerError.
+// xid is returned as an error wrapping ErrRefused.
 func (p *PortConn) await(xid uint32, typ uint8) ([]byte, error) {
 	for {
 		f, err := readFrame(p.br, p.max)
@@ -196,7 +197,7 @@ func (p *PortConn) await(xid uint32, typ uint8) ([]byte, error) {
 			}
 		case frameXID(f) != xid:
 		case f[1] == of10TypeError:
-			return nil, fmt.Errorf("%w: %s", errPeerError, errorText10(f))
+			return nil, fmt.Errorf("%w: %s", ErrRefused, errorText10(f))
 		case f[1] == typ:
 			return f, nil
 		}
@@ -241,7 +242,7 @@ func (p *PortConn) ModPort(ctx context.Context, port uint32, config, mask uint32
 				return 0, fmt.Errorf("port %d: send echo reply: %w", port, err)
 			}
 		case f[1] == of10TypeError && (frameXID(f) == p.xid-1 || frameXID(f) == p.xid):
-			return 0, fmt.Errorf("port %d: port mod: %w: %s", port, errPeerError, errorText10(f))
+			return 0, fmt.Errorf("port %d: port mod: %w: %s", port, ErrRefused, errorText10(f))
 		case f[1] == of10TypeBarrierReply && frameXID(f) == p.xid:
 			prev = pt.config & mask
 			pt.config = pt.config&^mask | config&mask
