@@ -52,7 +52,6 @@ func (s *coldSession) close() {
 	}
 }
 
-
 // managementTargetLocked returns the management socket through which a
 // first mirror on bridge can be programmed, or "".
 func (m *Manager) managementTargetLocked(bridge string) string {
