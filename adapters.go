@@ -49,10 +49,20 @@ func (a *ovsdbAdapter) FDBShow(ctx context.Context, bridge string) (string, erro
 	return a.macs.FDBShow(ctx, bridge)
 }
 
+// StaticMACs implements StaticMACCounter like FDBShow.
+func (a *ovsdbAdapter) StaticMACs(ctx context.Context, bridge string) (int, error) {
+	sc, ok := a.macs.(StaticMACCounter)
+	if !ok {
+		return 0, fmt.Errorf("bridge %s: %w", bridge, errNoRunDir)
+	}
+	return sc.StaticMACs(ctx, bridge)
+}
+
 var (
-	_ OVSDB          = (*ovsdbAdapter)(nil)
-	_ MACTableReader = (*ovsdbAdapter)(nil)
-	_ Management     = (*ovsdbAdapter)(nil)
+	_ OVSDB            = (*ovsdbAdapter)(nil)
+	_ MACTableReader   = (*ovsdbAdapter)(nil)
+	_ StaticMACCounter = (*ovsdbAdapter)(nil)
+	_ Management       = (*ovsdbAdapter)(nil)
 )
 
 // ManagementTarget implements Management: the bridge's .mgmt socket in the
@@ -375,6 +385,18 @@ func (s ofSwitch) Apply(ctx context.Context, ch Changes) error {
 	return s.sw.Apply(ctx, mods)
 }
 
+// PortRxPackets implements PortRxCounter.
+func (s ofSwitch) PortRxPackets(ctx context.Context, ofport uint32) (uint64, error) {
+	pc, err := s.sw.PortStats(ctx, ofport)
+	if err != nil {
+		return 0, err
+	}
+	if len(pc) != 1 || pc[0].Port != ofport {
+		return 0, fmt.Errorf("port %d: %d port stats in the reply", ofport, len(pc))
+	}
+	return pc[0].RxPackets, nil
+}
+
 func (s ofSwitch) FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowStat, error) {
 	st, err := s.sw.FlowStats(ctx, ofctrl.FlowFilter{Table: ofctrl.TableAll, Cookie: cookie, CookieMask: mask})
 	if err != nil {
@@ -542,7 +564,7 @@ func (c flowsCompiler) Compile(gen uint8, mirrors []CompileMirror, b Bridge) (Pr
 }
 
 func flowsFacts(b Bridge) flows.BridgeFacts {
-	facts := flows.BridgeFacts{Ports: make(map[string]flows.PortFacts, len(b.Ports)), MACAgingTime: b.MACAgingTime}
+	facts := flows.BridgeFacts{Ports: make(map[string]flows.PortFacts, len(b.Ports)), MACAgingTime: b.MACAgingTime, Unseeded: b.Unseeded}
 	for n, p := range b.Ports {
 		facts.Ports[n] = flows.PortFacts{Name: p.Name, OFPort: p.OFPort, Tag: p.Tag, Trunks: p.Trunks,
 			VLANMode: p.VLANMode, Type: p.Type, Isolated: p.Isolated}

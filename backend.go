@@ -31,6 +31,9 @@ type Bridge struct {
 	// HandedOver is true when OVSDB records that flowspan took the bridge
 	// over (possibly a previous run).
 	HandedOver bool
+	// Unseeded is set by the Manager, not read from OVSDB: compile for a
+	// shadow MAC table not seeded yet (flows.BridgeFacts.Unseeded).
+	Unseeded bool
 }
 
 // Port is one port of a bridge (its single interface).
@@ -406,6 +409,20 @@ var ErrNoMACTable = errors.New("MAC learning table not readable")
 type MACTableReader interface {
 	// FDBShow returns the output of `ovs-appctl fdb/show bridge`.
 	FDBShow(ctx context.Context, bridge string) (string, error)
+}
+
+// StaticMACCounter is an optional capability of a MACTableReader: how many
+// static entries (`ovs-appctl fdb/add`) the bridge's MAC table holds. Such
+// entries do not come from packets a port received.
+type StaticMACCounter interface {
+	StaticMACs(ctx context.Context, bridge string) (int, error)
+}
+
+// PortRxCounter is an optional capability of a Switch: how many packets
+// the switch received on a port. A port that never received a packet has
+// no entry in NORMAL's MAC table but static ones.
+type PortRxCounter interface {
+	PortRxPackets(ctx context.Context, ofport uint32) (uint64, error)
 }
 
 // MACSeeder is implemented by compilers whose pipeline keeps a shadow MAC

@@ -112,10 +112,15 @@ type coldAdd struct {
 	preGen  uint8
 	fdb     <-chan fdbResult
 	isolate []string // output ports the take-over isolates in OVSDB
-	start   time.Time
-	undo    *[]func()
-	endFast func(context.Context) // undoes the output's OpenFlow isolation
-	log     logrus.FieldLogger
+	// unlearned: NORMAL's MAC table can have no entry on the output (no
+	// output port, a port flowspan created or isolated before); else
+	// outPort is checked (see outputUnlearnedLocked).
+	unlearned bool
+	outPort   uint32
+	start     time.Time
+	undo      *[]func()
+	endFast   func(context.Context) // undoes the output's OpenFlow isolation
+	log       logrus.FieldLogger
 }
 
 type takeOverResult struct {
@@ -161,10 +166,29 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 
 	tPrepared := time.Since(a.start)
 	b.synced = false
-	pre := a.pre
-	prog, err := m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, a.fdb)
+	var (
+		prog Program
+		err  error
+	)
+	if a.unlearned || m.outputUnlearnedLocked(ctx, b, a.sess, a.outPort) {
+		// The first copies need not wait for the MAC table (a dump of
+		// thousands of entries takes ovs-vswitchd milliseconds): the
+		// pipeline goes in unseeded, copying what it is sure of, then the
+		// seeds and the seeded pipeline.
+		b.facts.Unseeded = true
+		none := make(chan fdbResult, 1)
+		none <- fdbResult{}
+		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, nil, 0, none)
+		b.facts.Unseeded = false
+		if err == nil {
+			prog, err = m.seedLocked(ctx, b, a.sess.sw, a.mirrors, <-a.fdb)
+		}
+	} else {
+		pre := a.pre
+		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, a.fdb)
+	}
 	if err != nil {
-		b.installed, b.sw = nil, nil
+		b.installed, b.sw, b.synced = nil, nil, false
 		return Program{}, tPrepared, err
 	}
 	flowsUndo := len(*a.undo)
@@ -220,6 +244,42 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		return prog, tPrepared, err
 	}
 	return prog, tPrepared, nil
+}
+
+// outputUnlearnedLocked reports whether NORMAL's MAC table can have no
+// entry on port ofport (isolated over OpenFlow, so it learns nothing more):
+// the port never received a packet and the table has no static entries.
+// Then NORMAL sends the port nothing but floods, which it no longer does.
+func (m *Manager) outputUnlearnedLocked(ctx context.Context, b *bridgeState, sess *coldSession, ofport uint32) bool {
+	rc, ok := sess.sw.(PortRxCounter)
+	sc, ok2 := m.cfg.MACTable.(StaticMACCounter)
+	if !ok || !ok2 || ofport == 0 {
+		return false
+	}
+	static := make(chan int, 1)
+	go func() {
+		n, err := sc.StaticMACs(ctx, b.name)
+		if err != nil {
+			n = -1
+		}
+		static <- n
+	}()
+	rx, err := rc.PortRxPackets(ctx, ofport)
+	return err == nil && rx == 0 && <-static == 0
+}
+
+// seedLocked seeds b's shadow MAC table from the MAC table read r and
+// installs the seeded pipeline (b is synced on sw, unseeded).
+func (m *Manager) seedLocked(ctx context.Context, b *bridgeState, sw Switch, mirrors []*mirror, r fdbResult) (Program, error) {
+	now, later := m.macFlowsLocked(b, mirrors, r)
+	b.seeds = append(now, b.seeds...)
+	prog, err := m.applyLocked(ctx, b, sw, mirrors)
+	if err != nil {
+		return prog, err
+	}
+	n := m.seedLaterLocked(ctx, b, sw, later)
+	m.log.WithFields(logrus.Fields{"bridge": b.name, "macs_now": len(now), "macs_later": n}).Debug("shadow MAC table seeded after the first copies")
+	return prog, nil
 }
 
 // holdsLocked reports whether sw holds exactly as many flows of b's

@@ -83,6 +83,36 @@ func (a AppctlMACTable) FDBShow(ctx context.Context, bridge string) (string, err
 	return out, nil
 }
 
+// StaticMACs implements StaticMACCounter from `fdb/stats-show` (an OVS
+// without static entries does not show them: 0).
+func (a AppctlMACTable) StaticMACs(ctx context.Context, bridge string) (int, error) {
+	ctl, err := a.controlSocket()
+	if err != nil {
+		return 0, fmt.Errorf("bridge %s: fdb/stats-show: %w", bridge, err)
+	}
+	out, err := unixctl(ctx, ctl, a.timeout(), "fdb/stats-show", bridge)
+	if err != nil {
+		return 0, fmt.Errorf("bridge %s: fdb/stats-show via %s: %w", bridge, ctl, err)
+	}
+	return parseStaticMACs(out)
+}
+
+// parseStaticMACs reads "Current static MAC entries in the table : N".
+func parseStaticMACs(statsShow string) (int, error) {
+	for _, line := range strings.Split(statsShow, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.Contains(k, "static MAC entries") {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return 0, fmt.Errorf("fdb/stats-show: static entries %q: %w", strings.TrimSpace(v), err)
+		}
+		return n, nil
+	}
+	return 0, nil
+}
+
 func (a AppctlMACTable) timeout() time.Duration {
 	if a.Timeout <= 0 {
 		return 5 * time.Second

@@ -399,3 +399,22 @@ func TestOutputPortMACsSeededAndRemoved(t *testing.T) {
 		t.Fatalf("MAC table read %d more times for an output with nothing learned on it", n-calls)
 	}
 }
+
+func TestParseStaticMACs(t *testing.T) {
+	// As OVS 3.1 prints it.
+	const out = `Statistics for bridge "br0":
+  Current/maximum MAC entries in the table: 2/8192
+  Current static MAC entries in the table : 3
+  Total number of learned MAC entries     : 2
+`
+	if n, err := parseStaticMACs(out); err != nil || n != 3 {
+		t.Fatalf("parseStaticMACs = %d, %v; want 3", n, err)
+	}
+	// An OVS without static entries does not mention them.
+	if n, err := parseStaticMACs("Statistics for bridge \"br0\":\n  Current/maximum MAC entries in the table: 2/8192\n"); err != nil || n != 0 {
+		t.Fatalf("without the line: %d, %v", n, err)
+	}
+	if _, err := parseStaticMACs("  Current static MAC entries in the table : many\n"); err == nil || !strings.Contains(err.Error(), "many") {
+		t.Fatalf("garbage count: %v", err)
+	}
+}

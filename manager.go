@@ -724,24 +724,30 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	}
 	tApplied := time.Since(start)
 	b.gen, b.synced, b.installed, b.sw, b.prog, b.seeds = gen, true, prog.Flows, sw, prog, nil
-	nLater := 0
-	if seedLater != nil {
-		// The rest of the MAC table: until it is in, only counters differ
-		// (see MACSeeder); it must be in before any other change.
-		later, err := seedLater()
-		if err == nil && len(later) > 0 {
-			nLater = len(later)
-			err = sw.Apply(ctx, Changes{Add: later})
-		}
-		if err != nil {
-			m.log.WithError(err).WithField("bridge", b.name).Warn("seeding the rest of the shadow MAC table failed: egress to those hosts is predicted as a flood until they send")
-		}
-	}
+	nLater := m.seedLaterLocked(ctx, b, sw, seedLater)
 	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old,
 		"macs_now": len(seedNow), "macs_later": nLater,
 		"ms_stats": ms(tStats), "ms_compiled": ms(tCompile), "ms_mac_table": ms(tMACs), "ms_applied": ms(tApplied),
 		"ms_seeded": ms(time.Since(start))}).Info("full sync done")
 	return prog, nil
+}
+
+// seedLaterLocked installs the rest of the MAC table (see MACSeeder): until
+// it is in, only counters differ; it must be in before any other change.
+// Failures are logged. It returns how many entries went in.
+func (m *Manager) seedLaterLocked(ctx context.Context, b *bridgeState, sw Switch, seedLater func() ([]FlowEntry, error)) int {
+	if seedLater == nil {
+		return 0
+	}
+	later, err := seedLater()
+	if err == nil && len(later) > 0 {
+		err = sw.Apply(ctx, Changes{Add: later})
+	}
+	if err != nil {
+		m.log.WithError(err).WithField("bridge", b.name).Warn("seeding the rest of the shadow MAC table failed: egress to those hosts is predicted as a flood until they send")
+		return 0
+	}
+	return len(later)
 }
 
 // removeAllChanges removes every flowspan flow (learned ones included) and

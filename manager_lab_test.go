@@ -654,11 +654,17 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	if got := e.portConfig10(t, "mon2"); got != "config:     0" {
 		t.Fatalf("mon2's OpenFlow port config after the first add: %q, want 0 (restored)", got)
 	}
-	syncs := 0
+	syncs, twoPhase := 0, false
 	for _, en := range e.logs.AllEntries() {
 		if en.Message == "full sync done" {
 			syncs++
 		}
+		// mon2 never received a packet: the pipeline went in before the
+		// MAC table was read.
+		twoPhase = twoPhase || en.Message == "shadow MAC table seeded after the first copies"
+	}
+	if !twoPhase {
+		t.Fatal("first mirror to a port that never received a packet: the pipeline waited for the MAC table")
 	}
 	if syncs != 1 {
 		t.Fatalf("%d full syncs for the first mirror, want 1", syncs)

@@ -396,8 +396,14 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	)
 	viaSession := sess != nil
 	if sess != nil {
-		prog, tPrepared, err = m.addColdLocked(ctx, coldAdd{b: b, sess: sess, mirrors: mirrors, pre: prog, preGen: preGen,
-			fdb: fdb, isolate: isolate, start: start, undo: &undo, endFast: endFast, log: log})
+		ca := coldAdd{b: b, sess: sess, mirrors: mirrors, pre: prog, preGen: preGen,
+			fdb: fdb, isolate: isolate, start: start, undo: &undo, endFast: endFast, log: log}
+		if out := spec.Output.Port; out == "" || createsPort(spec) || !coldIsolate {
+			ca.unlearned = true
+		} else {
+			ca.outPort = facts.Ports[out].OFPort
+		}
+		prog, tPrepared, err = m.addColdLocked(ctx, ca)
 		if err != nil {
 			rollback()
 			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)

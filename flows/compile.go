@@ -688,8 +688,12 @@ func (c *compiler) emitStatic() {
 		}
 		c.add(tPredict, 20, pipe, Match{}.WithEthDst(macMulticast, macMulticast),
 			ActLoad{egressAll, uint64(EgressFlood)}, toDispatch)
+		miss := EgressFlood // not in the MAC table: NORMAL floods
+		if c.facts.Unseeded {
+			miss = EgressNone // or NORMAL knows it and the shadow does not yet
+		}
 		c.add(tPredict, 0, pipe, Match{},
-			ActLoad{egressAll, uint64(EgressFlood)}, ActResubmit{c.table(tMACs)}, toDispatch)
+			ActLoad{egressAll, uint64(miss)}, ActResubmit{c.table(tMACs)}, toDispatch)
 	}
 
 }

@@ -468,3 +468,62 @@ func TestSelectionLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestUnseededPredictsNoEgress: before the shadow MAC table is seeded, a
+// destination it does not know is predicted to go nowhere (it may be one
+// NORMAL knows elsewhere), not flooded; that is the only difference, and a
+// Compiler notices the change of facts.
+func TestUnseededPredictsNoEgress(t *testing.T) {
+	facts := BridgeFacts{Ports: map[string]PortFacts{
+		"h1": {OFPort: 1}, "h2": {OFPort: 2}, "mon": {OFPort: 3, Tag: 4095, Isolated: true},
+	}}
+	ms := []Mirror{{Name: "m", Ports: []string{"h1"}, Output: Output{Port: "mon"}}}
+	seeded := mustCompile(t, Config{}, ms, facts)
+	unseeded := facts
+	unseeded.Unseeded = true
+	cold := mustCompile(t, Config{}, ms, unseeded)
+	text := func(r *Result) map[string]bool {
+		out := map[string]bool{}
+		for _, f := range r.Flows {
+			out[f.String()] = true
+		}
+		return out
+	}
+	a, b := text(seeded), text(cold)
+	var onlySeeded, onlyCold []string
+	for s := range a {
+		if !b[s] {
+			onlySeeded = append(onlySeeded, s)
+		}
+	}
+	for s := range b {
+		if !a[s] {
+			onlyCold = append(onlyCold, s)
+		}
+	}
+	if len(onlySeeded) != 1 || len(onlyCold) != 1 {
+		t.Fatalf("flows differing: seeded only %q, unseeded only %q; want one each", onlySeeded, onlyCold)
+	}
+	flood, none := fmt.Sprintf("0x%x", EgressFlood), "load:0->"
+	if !strings.Contains(onlySeeded[0], "priority=0") || !strings.Contains(onlySeeded[0], flood) ||
+		!strings.Contains(onlyCold[0], "priority=0") || !strings.Contains(onlyCold[0], none) {
+		t.Fatalf("miss prediction: seeded %q, unseeded %q", onlySeeded[0], onlyCold[0])
+	}
+	var cc Compiler
+	r1, err := cc.Compile(Config{}, ms, unseeded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := cc.Compile(Config{}, ms, facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(r1); len(got) != len(b) {
+		t.Fatalf("Compiler, unseeded: %d flows, want %d", len(got), len(b))
+	}
+	for s := range text(r2) {
+		if !a[s] {
+			t.Fatalf("Compiler after seeding kept %q", s)
+		}
+	}
+}

@@ -248,7 +248,7 @@ func planKeyEqual(a, b planKey) bool {
 }
 
 func factsEqual(a, b BridgeFacts) bool {
-	if a.MACAgingTime != b.MACAgingTime || a.ForwardBPDU != b.ForwardBPDU || len(a.Ports) != len(b.Ports) {
+	if a.MACAgingTime != b.MACAgingTime || a.ForwardBPDU != b.ForwardBPDU || a.Unseeded != b.Unseeded || len(a.Ports) != len(b.Ports) {
 		return false
 	}
 	for name, p := range a.Ports {

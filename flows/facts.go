@@ -40,6 +40,13 @@ type BridgeFacts struct {
 	// NORMAL drops frames to reserved multicast addresses
 	// (01:80:c2:00:00:0x), so they have no egress.
 	ForwardBPDU bool
+	// Unseeded says the shadow MAC table has not been seeded from the
+	// bridge's MAC table yet: a destination missing from it may be one
+	// NORMAL knows on another port, so the prediction for it is "no
+	// egress" instead of a flood. Egress copies of unknown unicast are then
+	// missed, but none is made by a wrong prediction. Compile without it
+	// once the seeds are in.
+	Unseeded bool
 }
 
 type vlanMode uint8

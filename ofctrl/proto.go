@@ -35,6 +35,7 @@ const (
 	typeSetAsync         = 28
 
 	mpFlow      = 1
+	mpPortStats = 4
 	mpPortDesc  = 13
 	mpReplyMore = 1
 
@@ -244,6 +245,29 @@ func flowStatsRequest(xid uint32, f FlowFilter) []byte {
 	return b
 }
 
+func portStatsRequest(xid, port uint32) []byte {
+	b := newMsg(typeMultipartRequest, xid, 16)
+	binary.BigEndian.PutUint16(b[8:], mpPortStats)
+	binary.BigEndian.PutUint32(b[16:], port)
+	return b
+}
+
+const portStatsLen = 112 // ofp_port_stats
+
+// parsePortStats parses an OFPMP_PORT_STATS reply body.
+func parsePortStats(b []byte) ([]PortCounters, error) {
+	if len(b)%portStatsLen != 0 {
+		return nil, fmt.Errorf("%w: port stats body of %d bytes", ErrFrame, len(b))
+	}
+	out := make([]PortCounters, 0, len(b)/portStatsLen)
+	for ; len(b) > 0; b = b[portStatsLen:] {
+		out = append(out, PortCounters{Port: binary.BigEndian.Uint32(b),
+			RxPackets: binary.BigEndian.Uint64(b[8:]), TxPackets: binary.BigEndian.Uint64(b[16:]),
+			RxBytes: binary.BigEndian.Uint64(b[24:]), TxBytes: binary.BigEndian.Uint64(b[32:])})
+	}
+	return out, nil
+}
+
 func portDescRequest(xid uint32) []byte {
 	b := newMsg(typeMultipartRequest, xid, 8)
 	binary.BigEndian.PutUint16(b[8:], mpPortDesc)
@@ -264,6 +288,7 @@ type message struct {
 	mpMore bool
 	flows  []FlowStat
 	ports  []Port
+	pstats []PortCounters
 	portSt *PortStatus
 	bundle uint16 // bundle control reply type
 }
@@ -313,6 +338,8 @@ func parseMessage(f []byte) (*message, error) {
 			m.flows, err = parseFlowStats(body[8:])
 		case mpPortDesc:
 			m.ports, err = parsePorts(body[8:])
+		case mpPortStats:
+			m.pstats, err = parsePortStats(body[8:])
 		}
 		if err != nil {
 			return nil, err

@@ -3,7 +3,9 @@ package ofctrl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -11,6 +13,7 @@ import (
 // to Switch/Connected, and ends with its close function.
 func TestLabSession(t *testing.T) {
 	l, dpid := newLabBridge(t)
+	l.AddInternalPort(t, "br0", "p1", 0)
 	c, ctx := labController(t, Config{Logger: testLogger(t)})
 	sw, closeFn, err := c.DialSession(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt"))
 	if err != nil {
@@ -31,6 +34,18 @@ func TestLabSession(t *testing.T) {
 	st, err := sw.FlowStats(ctx, FlowFilter{Table: 3, Cookie: 0x5e00, CookieMask: ^uint64(0xff)})
 	if err != nil || len(st) != 20 {
 		t.Fatalf("FlowStats over the session: %d flows, %v", len(st), err)
+	}
+	ofport := uint32(l.OFPort(t, "p1"))
+	pc, err := sw.PortStats(ctx, ofport)
+	if err != nil || len(pc) != 1 || pc[0].Port != ofport {
+		t.Fatalf("PortStats(%d) = %+v, %v", ofport, pc, err)
+	}
+	out, err := l.Ofctl("-O", "OpenFlow13", "dump-ports", "br0", "p1")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("rx pkts=%d,", pc[0].RxPackets)) || !strings.Contains(out, fmt.Sprintf("tx pkts=%d,", pc[0].TxPackets)) {
+		t.Fatalf("PortStats %+v vs ovs-ofctl dump-ports:\n%s (%v)", pc[0], out, err)
+	}
+	if all, err := sw.PortStats(ctx, 0xffffffff); err != nil || len(all) != 2 {
+		t.Fatalf("PortStats(ANY) = %+v, %v; want p1 and LOCAL", all, err)
 	}
 	closeFn()
 	if err := sw.Barrier(ctx); !errors.Is(err, ErrNotConnected) {

@@ -421,3 +421,35 @@ func (s *Switch) Ports(ctx context.Context) ([]Port, error) {
 	}
 	return out, nil
 }
+
+// PortCounters are a port's packet and byte counters.
+type PortCounters struct {
+	Port                 uint32
+	RxPackets, TxPackets uint64
+	RxBytes, TxBytes     uint64
+}
+
+// PortStats returns the counters of port (OFPP_ANY, 0xffffffff: all ports).
+func (s *Switch) PortStats(ctx context.Context, port uint32) ([]PortCounters, error) {
+	c, err := s.conn()
+	if err != nil {
+		return nil, err
+	}
+	o, err := c.request(ctx, 1, func(int) string { return "port stats request" }, func(l uint32) ([]byte, error) {
+		return portStatsRequest(l, port), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("switch %016x: port stats: %w", s.dpid, err)
+	}
+	if err := firstError(o); err != nil {
+		return nil, fmt.Errorf("switch %016x: port stats: %w", s.dpid, err)
+	}
+	var out []PortCounters
+	for _, m := range o.msgs {
+		if m.typ != typeMultipartReply || m.mpType != mpPortStats {
+			return nil, fmt.Errorf("switch %016x: port stats: unexpected %s reply", s.dpid, msgTypeName(m.typ))
+		}
+		out = append(out, m.pstats...)
+	}
+	return out, nil
+}
