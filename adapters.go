@@ -378,6 +378,9 @@ func (s ofSwitch) Apply(ctx context.Context, ch Changes) error {
 	for _, cm := range ch.DeleteCookies {
 		fc.DeleteCookies = append(fc.DeleteCookies, flows.CookieMatch{Value: cm.Cookie, Mask: cm.Mask})
 	}
+	for _, cm := range ch.Clear {
+		fc.Clear = append(fc.Clear, flows.CookieMatch{Value: cm.Cookie, Mask: cm.Mask})
+	}
 	mods, err := fc.FlowMods()
 	if err != nil {
 		return err
