@@ -140,8 +140,12 @@ func firstPacketCase(t lab.T, l *lab.Lab, cfg *Config, rep *Report, cs string, w
 		rows[w.name].Limit = cfg.FirstPacketLimit.Seconds()
 	}
 	stuck := map[string]int{}
-	rep.Ratios = append(rep.Ratios, Ratio{secFirstPacket, cs, subjFPFlowspan, subjFPFlowspan, subjFPNative,
-		"flowspan ÷ native", Target{"<=", 1.0}, false})
+	// Both ways run back to back in each round (in alternating order): the
+	// target is on the median of the per-round ratios, which cancels load
+	// that drifts between rounds.
+	rep.Ratios = append(rep.Ratios,
+		Ratio{secFirstPacket, cs, subjFPFlowspan, subjFPFlowspan, subjFPNative, "flowspan ÷ native, medians", Target{}, false},
+		Ratio{secFirstPacket, cs, subjFPFlowspan, subjFPFlowspan, subjFPNative, "flowspan ÷ native, median of per-round ratios", Target{"<=", 1.0}, true})
 	for r := 0; r < cfg.FirstPacketReps; r++ {
 		if r > 0 && time.Now().After(deadline) {
 			rep.Note("%s, %s: stopped after %d runs (time budget)", secFirstPacket, cs, r)
