@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/flowspan/flowspan/api"
 	"github.com/flowspan/flowspan/flows"
@@ -200,6 +201,8 @@ type OFController struct {
 
 	pmu       sync.Mutex
 	portConns map[string]*ofctrl.PortConn // OpenFlow 1.0, by target
+	pclosed   bool
+	pwg       sync.WaitGroup // PrepareIsolation's dials
 }
 
 var (
@@ -336,8 +339,46 @@ func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, 
 	}
 }
 
-// closePortConns closes the OpenFlow 1.0 connections.
+// PrepareIsolation implements PortIsolator: it opens the OpenFlow 1.0
+// connection to target in the background unless there is one.
+func (a *OFController) PrepareIsolation(target string, dpid uint64) {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	if a.pclosed || a.portConns[target] != nil {
+		return
+	}
+	a.pwg.Add(1)
+	go func() {
+		defer a.pwg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+		defer cancel()
+		pc, err := a.c.DialPortConn(ctx, target, dpid)
+		if err != nil {
+			return // IsolateNow dials again
+		}
+		a.pmu.Lock()
+		defer a.pmu.Unlock()
+		if a.pclosed || a.portConns[target] != nil {
+			_ = pc.Close()
+			return
+		}
+		if a.portConns == nil {
+			a.portConns = map[string]*ofctrl.PortConn{}
+		}
+		a.portConns[target] = pc
+	}()
+}
+
+// prepareTimeout bounds PrepareIsolation's dial.
+const prepareTimeout = 5 * time.Second
+
+// closePortConns closes the OpenFlow 1.0 connections once the dials
+// PrepareIsolation started are over.
 func (a *OFController) closePortConns() {
+	a.pmu.Lock()
+	a.pclosed = true
+	a.pmu.Unlock()
+	a.pwg.Wait()
 	a.pmu.Lock()
 	defer a.pmu.Unlock()
 	for t, pc := range a.portConns {

@@ -158,6 +158,9 @@ type PortIsolator interface {
 	// switch applied that. undo restores the port's previous settings and
 	// must be called exactly once.
 	IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (undo func(context.Context) error, err error)
+	// PrepareIsolation may set up, in the background, what IsolateNow
+	// will need for the switch at target, so that it costs one round trip.
+	PrepareIsolation(target string, dpid uint64)
 }
 
 // Management is an optional capability of an OVSDB backend: the OpenFlow

@@ -83,6 +83,8 @@ func (c *mgmtController) IsolateNow(_ context.Context, target string, dpid uint6
 	}, nil
 }
 
+func (c *mgmtController) PrepareIsolation(string, uint64) {}
+
 func (c *mgmtController) Dial(ctx context.Context, target string) error {
 	c.mu.Lock()
 	lose := c.lose

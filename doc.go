@@ -39,6 +39,28 @@
 // a previous run left handed over without mirrors are cleaned up and
 // released, and flowspan-created ports no mirror owns are removed.
 //
+// First copies. Isolation in OVSDB (the output moved to an unused VLAN)
+// takes a reconfiguration of ovs-vswitchd, and on a bridge's first mirror so
+// does the controller target flowspan connects through. Neither delays the
+// first copy where OpenFlow can do the same at once:
+//
+//   - A new output port is first isolated over OpenFlow (PortIsolator:
+//     OpenFlow 1.0's NO_FLOOD, which 1.3 lacks, and NO_RECV, on a second
+//     connection), the flows go in, then the OVSDB isolation, which survives
+//     restarts, is applied and the port's OpenFlow config put back as it
+//     was. Bridges whose protocols leave out OpenFlow 1.0 get the OVSDB
+//     isolation first.
+//   - The first mirror on a bridge goes in through the bridge's management
+//     socket (Management, SessionDialer: <rundir>/<bridge>.mgmt, service
+//     mode only) while the take-over transaction is applied; flowspan's own
+//     connection then adopts the flows when it finds them all (cold.go).
+//   - When the output cannot be in NORMAL's MAC table (it never received a
+//     packet and the table has no static entries, or flowspan created or
+//     isolated it) that first pipeline goes in unseeded (a destination the
+//     shadow MAC table misses predicts no egress instead of a flood) and
+//     the MAC table, whose dump costs ovs-vswitchd milliseconds when large,
+//     follows in a second bundle.
+//
 // Ids and counters. Mirror ids (cookie bits) are allocated per bridge,
 // persisted and stable for a mirror's lifetime, so a change to one mirror
 // touches only its flows. Counters come from the flow statistics of the

@@ -817,6 +817,9 @@ func (m *Manager) tookOverLocked(b *bridgeState, target string) error {
 			return fmt.Errorf("bridge %s: dial %s: %w", b.name, target, err)
 		}
 		b.dialCancel, b.target = cancel, target
+		if pi, ok := m.cfg.Controller.(PortIsolator); ok && strings.HasPrefix(target, "unix:") {
+			pi.PrepareIsolation(target, b.dpid) // for the next mirror's output
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -720,5 +721,54 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	}
 	if got := e.udpCopies(t, "mon3", 5003, 5); got != 5 {
 		t.Fatalf("copies on mon3: %d, want 5", got)
+	}
+}
+
+// PrepareIsolation opens the OpenFlow 1.0 connection ahead of time; the
+// isolation then uses it, and closing the controller closes it.
+func TestLabPrepareIsolation(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t)
+	l.AddBridge(t, "br0")
+	l.AddInternalPort(t, "br0", "mon", 0)
+	dpid, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(l.MustVsctl(t, "get", "bridge", "br0", "datapath_id")), `"`), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := ofctrl.New(ofctrl.Config{})
+	oc := NewController(ctrl)
+	defer func() { ctrl.Close(); <-oc.Done() }()
+	target := "unix:" + filepath.Join(l.RunDir(), "br0.mgmt")
+	oc.PrepareIsolation(target, dpid)
+	lab.Eventually(t, 5*time.Second, func() error {
+		oc.pmu.Lock()
+		defer oc.pmu.Unlock()
+		if oc.portConns[target] == nil {
+			return errors.New("no prepared connection")
+		}
+		return nil
+	})
+	oc.pmu.Lock()
+	prepared := oc.portConns[target]
+	oc.pmu.Unlock()
+	undo, err := oc.IsolateNow(context.Background(), target, dpid, uint32(l.OFPort(t, "mon")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc.pmu.Lock()
+	same := oc.portConns[target] == prepared
+	oc.pmu.Unlock()
+	if !same {
+		t.Fatal("IsolateNow dialed again instead of using the prepared connection")
+	}
+	show, _ := l.Ofctl("-O", "OpenFlow10", "show", "br0")
+	if !strings.Contains(show, "NO_FLOOD") {
+		t.Fatalf("mon not isolated:\n%s", show)
+	}
+	if err := undo(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if show, _ := l.Ofctl("-O", "OpenFlow10", "show", "br0"); strings.Contains(show, "NO_FLOOD") {
+		t.Fatalf("mon still isolated after undo:\n%s", show)
 	}
 }

@@ -310,11 +310,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 				if sess.isoUndo != nil {
 					fastUndo = sess.isoUndo
 					undo = append(undo, func() { endFast(bg) })
-					// Compile as for the isolated port.
-					p := facts.Ports[out]
-					p.Isolated = true
-					facts.Ports = maps.Clone(facts.Ports)
-					facts.Ports[out] = p
+					facts = withIsolated(facts, out)
 				} else {
 					log.WithError(sess.isoErr).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
 					sess.close()
@@ -344,10 +340,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 				fastUndo, lateIsolate = u, out
 				undo = append(undo, func() { endFast(bg) })
 				undo = append(undo, m.recordIsolationLocked(spec.Bridge, p))
-				// Compile as for the isolated port.
-				p.Isolated = true
-				facts.Ports = maps.Clone(facts.Ports)
-				facts.Ports[out] = p
+				facts = withIsolated(facts, out)
 			}
 			// What NORMAL learned on the port, read before isolation
 			// flushes it, is seeded with the mirror's flows (MACSeeder).
@@ -489,6 +482,16 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		"ms_ovsdb": ms(tPrepared), "ms_flows": ms(tApplied), "ms_saved": ms(time.Since(start)),
 		"isolated_after_flows": lateIsolate != "", "via_management_socket": viaSession}).Info("mirror added")
 	return mi, nil
+}
+
+// withIsolated returns facts with port marked isolated: what the compiler
+// will see once its OVSDB isolation is applied (see compileFacts).
+func withIsolated(facts Bridge, port string) Bridge {
+	p := facts.Ports[port]
+	p.Isolated = true
+	facts.Ports = maps.Clone(facts.Ports)
+	facts.Ports[port] = p
+	return facts
 }
 
 func tunnelSpec(t *api.Tunnel) *TunnelSpec {
