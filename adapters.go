@@ -394,6 +394,11 @@ type ofSwitch struct {
 }
 
 func (s ofSwitch) Apply(ctx context.Context, ch Changes) error {
+	return s.ApplyGated(ctx, ch, nil)
+}
+
+// ApplyGated implements GatedApplier.
+func (s ofSwitch) ApplyGated(ctx context.Context, ch Changes, gate func(context.Context) error) error {
 	fc := flows.Changes{}
 	conv := func(in []FlowEntry) ([]flows.Flow, error) {
 		out := make([]flows.Flow, 0, len(in))
@@ -426,7 +431,7 @@ func (s ofSwitch) Apply(ctx context.Context, ch Changes) error {
 	if err != nil {
 		return err
 	}
-	return s.sw.Apply(ctx, mods)
+	return s.sw.ApplyGated(ctx, mods, gate)
 }
 
 // PortRxPackets implements PortRxCounter.

@@ -424,6 +424,31 @@ type StaticMACCounter interface {
 	StaticMACs(ctx context.Context, bridge string) (int, error)
 }
 
+// GatedApplier is an optional capability of a Switch: Apply whose commit
+// waits for gate (called once the switch took the whole bundle); when gate
+// fails nothing changes and its error is returned.
+type GatedApplier interface {
+	ApplyGated(ctx context.Context, changes Changes, gate func(context.Context) error) error
+}
+
+// gatedSwitch is a Switch whose changes commit only once gate allows:
+// overlapping the transfer with the gate where the switch can
+// (GatedApplier), else waiting for the gate first.
+type gatedSwitch struct {
+	Switch
+	gate func(context.Context) error
+}
+
+func (g gatedSwitch) Apply(ctx context.Context, ch Changes) error {
+	if ga, ok := g.Switch.(GatedApplier); ok {
+		return ga.ApplyGated(ctx, ch, g.gate)
+	}
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.Switch.Apply(ctx, ch)
+}
+
 // PortRxCounter is an optional capability of a Switch: how many packets
 // the switch received on a port. A port that never received a packet has
 // no entry in NORMAL's MAC table but static ones.

@@ -170,20 +170,35 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		prog Program
 		err  error
 	)
-	if a.unlearned || m.outputUnlearnedLocked(ctx, b, a.sess, a.outPort) {
-		// The first copies need not wait for the MAC table (a dump of
-		// thousands of entries takes ovs-vswitchd milliseconds): the
-		// pipeline goes in unseeded, copying what it is sure of, then the
-		// seeds and the seeded pipeline.
+	// The first copies need not wait for the MAC table (a dump of
+	// thousands of entries takes ovs-vswitchd milliseconds) when the output
+	// cannot be in it: the pipeline goes in unseeded, copying what it is
+	// sure of, then the seeds and the seeded pipeline. Whether the output
+	// is in it is checked while that first bundle goes out (its commit
+	// waits for the answer).
+	var sw Switch = a.sess.sw
+	early := a.unlearned
+	if !early {
+		if gate, ok := m.unlearnedGate(ctx, b.name, a.sess, a.outPort); ok {
+			sw, early = gatedSwitch{a.sess.sw, gate}, true
+		}
+	}
+	if early {
 		b.facts.Unseeded = true
 		none := make(chan fdbResult, 1)
 		none <- fdbResult{}
-		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, nil, 0, none)
+		prog, err = m.applyCompiledLocked(ctx, b, sw, a.mirrors, nil, 0, none)
 		b.facts.Unseeded = false
+		b.sw = a.sess.sw
 		if err == nil {
 			prog, err = m.seedLocked(ctx, b, a.sess.sw, a.mirrors, <-a.fdb)
+		} else if errors.Is(err, errOutputLearned) {
+			a.log.Debug("the output may be in the bridge's MAC table: the pipeline waits for it")
+			b.installed, b.synced, b.fresh = nil, false, true // nothing changed
+			early = false
 		}
-	} else {
+	}
+	if !early {
 		pre := a.pre
 		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, a.fdb)
 	}
@@ -246,26 +261,37 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 	return prog, tPrepared, nil
 }
 
-// outputUnlearnedLocked reports whether NORMAL's MAC table can have no
-// entry on port ofport (isolated over OpenFlow, so it learns nothing more):
-// the port never received a packet and the table has no static entries.
-// Then NORMAL sends the port nothing but floods, which it no longer does.
-func (m *Manager) outputUnlearnedLocked(ctx context.Context, b *bridgeState, sess *coldSession, ofport uint32) bool {
+// errOutputLearned: the output may have entries in NORMAL's MAC table.
+var errOutputLearned = errors.New("the output port may be in the bridge's MAC table")
+
+// unlearnedGate starts checking whether NORMAL's MAC table can have no
+// entry on port ofport of bridge (isolated over OpenFlow, so it learns
+// nothing more): the port never received a packet and the table has no
+// static entries; NORMAL then sends the port nothing but floods, which it
+// no longer does. The gate returns errOutputLearned otherwise. ok is false
+// when this cannot be checked.
+func (m *Manager) unlearnedGate(ctx context.Context, bridge string, sess *coldSession, ofport uint32) (gate func(context.Context) error, ok bool) {
 	rc, ok := sess.sw.(PortRxCounter)
 	sc, ok2 := m.cfg.MACTable.(StaticMACCounter)
 	if !ok || !ok2 || ofport == 0 {
-		return false
+		return nil, false
 	}
-	static := make(chan int, 1)
+	res := make(chan bool, 2)
 	go func() {
-		n, err := sc.StaticMACs(ctx, b.name)
-		if err != nil {
-			n = -1
-		}
-		static <- n
+		n, err := sc.StaticMACs(ctx, bridge)
+		res <- err == nil && n == 0
 	}()
-	rx, err := rc.PortRxPackets(ctx, ofport)
-	return err == nil && rx == 0 && <-static == 0
+	go func() {
+		rx, err := rc.PortRxPackets(ctx, ofport)
+		res <- err == nil && rx == 0
+	}()
+	return func(context.Context) error {
+		a, b := <-res, <-res
+		if !a || !b {
+			return errOutputLearned
+		}
+		return nil
+	}, true
 }
 
 // seedLocked seeds b's shadow MAC table from the MAC table read r and

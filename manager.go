@@ -599,28 +599,32 @@ func (m *Manager) compileFacts(b *bridgeState) Bridge {
 	return facts
 }
 
-// isolateNowLocked keeps NORMAL away from output port p over OpenFlow
+// isolateNow keeps NORMAL away from output port p of bridge over OpenFlow
 // (PortIsolator), so that a mirror's flows may go in before the port's
 // OVSDB isolation is applied: that takes ovs-vswitchd a reconfiguration,
-// ~10 ms on a busy bridge, which would otherwise delay the first copy. It
-// needs a connected, synced switch that flowspan dials over a unix socket
-// (its passive service listener) and a bridge that accepts OpenFlow 1.0;
-// ok is false otherwise and nothing changed.
-func (m *Manager) isolateNowLocked(ctx context.Context, b *bridgeState, p Port) (undo func(context.Context) error, ok bool) {
-	pi, isPI := m.cfg.Controller.(PortIsolator)
-	if !isPI || !b.synced || p.OFPort == 0 || !strings.HasPrefix(b.target, "unix:") {
-		return nil, false
-	}
-	if _, connected := m.cfg.Controller.Switch(b.dpid); !connected {
-		return nil, false
-	}
-	undo, err := pi.IsolateNow(ctx, b.target, b.dpid, p.OFPort)
+// ~10 ms on a busy bridge, which would otherwise delay the first copy.
+// Call it only when canIsolateNowLocked; it needs a bridge that accepts
+// OpenFlow 1.0 too. ok is false otherwise and nothing changed. It touches
+// no Manager state (it runs beside the add that holds the lock).
+func (m *Manager) isolateNow(ctx context.Context, bridge, target string, dpid uint64, p Port) (undo func(context.Context) error, ok bool) {
+	undo, err := m.cfg.Controller.(PortIsolator).IsolateNow(ctx, target, dpid, p.OFPort)
 	if err != nil {
-		m.log.WithError(err).WithFields(logrus.Fields{"bridge": b.name, "port": p.Name}).
+		m.log.WithError(err).WithFields(logrus.Fields{"bridge": bridge, "port": p.Name}).
 			Debug("isolating the output over OpenFlow failed: flows wait for the OVSDB isolation")
 		return nil, false
 	}
 	return undo, true
+}
+
+// canIsolateNowLocked says whether isolateNow may work: a connected,
+// synced switch that flowspan dials over a unix socket (its passive
+// service listener).
+func (m *Manager) canIsolateNowLocked(b *bridgeState, p Port) bool {
+	if _, isPI := m.cfg.Controller.(PortIsolator); !isPI || !b.synced || p.OFPort == 0 || !strings.HasPrefix(b.target, "unix:") {
+		return false
+	}
+	_, connected := m.cfg.Controller.Switch(b.dpid)
+	return connected
 }
 
 // isolateLocked isolates an existing output port from NORMAL, recording its
@@ -1029,16 +1033,17 @@ func (m *Manager) portMACsLocked(ctx context.Context, bridge string, ofport uint
 	return sb.String()
 }
 
-// learnedOnLocked reports whether flowspan's shadow MAC table holds entries
-// learned on ofport (so NORMAL's table probably does too); true when it
-// cannot tell.
-func (m *Manager) learnedOnLocked(ctx context.Context, b *bridgeState, ofport uint32) bool {
+// learnedOn reports whether flowspan's shadow MAC table on the switch dpid
+// (synced: flowspan's flows are in) holds entries learned on ofport (so
+// NORMAL's table probably does too); true when it cannot tell. It touches
+// no Manager state.
+func (m *Manager) learnedOn(ctx context.Context, dpid uint64, synced bool, ofport uint32) bool {
 	cm, ok := m.cfg.Compiler.Cookies().LearnedMatch(ofport)
 	if !ok || ofport == 0 {
 		return false
 	}
-	sw, ok := m.cfg.Controller.Switch(b.dpid)
-	if !ok || !b.synced {
+	sw, ok := m.cfg.Controller.Switch(dpid)
+	if !ok || !synced {
 		return true
 	}
 	stats, err := sw.FlowStats(ctx, cm.Cookie, cm.Mask)

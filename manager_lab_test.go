@@ -772,3 +772,37 @@ func TestLabPrepareIsolation(t *testing.T) {
 		t.Fatalf("mon still isolated after undo:\n%s", show)
 	}
 }
+
+// A first mirror whose output port has received packets (so NORMAL may
+// have learned MACs on it) waits for the MAC table: the unseeded first
+// bundle is discarded unsent, and the seeded one goes in.
+func TestLabColdAddOutputThatReceived(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	h3 := e.l.AddHost(t, "br0", "h3", lab.HostConfig{MAC: "02:00:00:00:00:03", IPv4: "10.0.0.3/24"})
+	if got := h3.Ping(t, e.h1.IPv4(), 1); got != 1 {
+		t.Fatalf("h3 ping: %d replies", got)
+	}
+	if _, err := e.m.AddMirror(context.Background(), api.MirrorSpec{Name: "m", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "h3"}}, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	var waited, early bool
+	syncs := 0
+	for _, en := range e.logs.AllEntries() {
+		waited = waited || en.Message == "the output may be in the bridge's MAC table: the pipeline waits for it"
+		early = early || en.Message == "shadow MAC table seeded after the first copies"
+		if en.Message == "full sync done" {
+			syncs++
+		}
+	}
+	if !waited || early || syncs != 1 {
+		t.Fatalf("waited for the MAC table %v, unseeded first %v, %d full syncs; want true, false, 1", waited, early, syncs)
+	}
+	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != true {
+		t.Fatalf("via_management_socket = %v", en.Data["via_management_socket"])
+	}
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "h3", 5004, 5); got != 5 {
+		t.Fatalf("copies on h3: %d, want 5", got)
+	}
+}

@@ -284,6 +284,13 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		}
 		fastUndo = nil
 	}
+	// isoGate, on a warm add isolating its output over OpenFlow, says
+	// whether that isolation is done (errNotIsolated: it failed, and
+	// isolateOVSDB must isolate the port first).
+	var (
+		isoGate      func(context.Context) error
+		isolateOVSDB func() error
+	)
 	var sess *coldSession
 	if mgmt != "" {
 		var iso uint32
@@ -332,34 +339,70 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			// Isolated over OpenFlow at once if possible: the flows then
 			// go in first and the OVSDB isolation (which survives
 			// restarts) follows. The port also drops what it receives
-			// from here on, so NORMAL learns nothing more on it.
+			// from here on, so NORMAL learns nothing more on it. The
+			// isolation runs while the shadow table is asked about the
+			// port and, unless it has entries there, while the bundle
+			// goes out: its commit waits for it (isoGate).
 			p := facts.Ports[out]
 			learned := make(chan bool, 1)
-			go func() { learned <- m.learnedOnLocked(ctx, b, p.OFPort) }()
-			if u, ok := m.isolateNowLocked(ctx, b, p); ok {
-				fastUndo, lateIsolate = u, out
-				undo = append(undo, func() { endFast(bg) })
-				undo = append(undo, m.recordIsolationLocked(spec.Bridge, p))
-				facts = withIsolated(facts, out)
+			dpid, synced, target := b.dpid, b.synced, b.target
+			go func() { learned <- m.learnedOn(ctx, dpid, synced, p.OFPort) }()
+			var isoc chan func(context.Context) error
+			if m.canIsolateNowLocked(b, p) {
+				isoc = make(chan func(context.Context) error, 1)
+				go func() {
+					u, _ := m.isolateNow(ctx, spec.Bridge, target, dpid, p)
+					isoc <- u
+				}()
+			}
+			awaitIso := func() bool {
+				if isoc != nil {
+					if u := <-isoc; u != nil {
+						fastUndo, lateIsolate = u, out
+					}
+					isoc = nil
+				}
+				return lateIsolate != ""
+			}
+			undo = append(undo, func() { awaitIso(); endFast(bg) })
+			undo = append(undo, m.recordIsolationLocked(spec.Bridge, p))
+			undo = append(undo, func() { b.seeds = nil })
+			facts = withIsolated(facts, out) // compile as for the isolated port
+			// isolateOVSDB isolates the port in OVSDB before the flows
+			// (no isolation over OpenFlow).
+			isolateOVSDB = func() error {
+				if err := m.isolateLocked(ctx, spec.Bridge, p); err != nil {
+					return fmt.Errorf("isolating output port %q: %w", out, err)
+				}
+				undo = append(undo, m.unisolateUndo(bg, spec.Bridge, out, log))
+				f, err := m.cfg.OVSDB.Bridge(ctx, spec.Bridge)
+				if err != nil {
+					return err
+				}
+				b.facts, b.dpid = f, f.DatapathID
+				return nil
 			}
 			// What NORMAL learned on the port, read before isolation
 			// flushes it, is seeded with the mirror's flows (MACSeeder).
 			// The shadow table says whether there is anything to read (a
 			// large MAC table takes milliseconds to dump).
 			if <-learned {
+				awaitIso()
 				outMACs = m.portMACsLocked(ctx, spec.Bridge, p.OFPort)
 			}
-			undo = append(undo, func() { b.seeds = nil })
-			if lateIsolate == "" {
-				if err := m.isolateLocked(ctx, spec.Bridge, p); err != nil {
-					rollback()
-					return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, out, err)
+			isoGate = func(context.Context) error {
+				if !awaitIso() {
+					return errNotIsolated
 				}
-				undo = append(undo, m.unisolateUndo(bg, spec.Bridge, out, log))
-				if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
+				return nil
+			}
+			if isoc == nil && lateIsolate == "" {
+				// Known already: no isolation over OpenFlow.
+				if err := isolateOVSDB(); err != nil {
 					rollback()
 					return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
 				}
+				facts, isoGate = b.facts, nil
 			}
 		}
 	}
@@ -427,14 +470,36 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		if !ok && !wasTakenOver {
 			sw, ok = m.waitSwitch(ctx, b.dpid)
 		}
+		if isoGate != nil && (!ok || sw != b.sw || !b.synced) {
+			// No diff bundle to overlap the isolation with.
+			if isoGate(ctx) != nil {
+				if err := isolateOVSDB(); err != nil {
+					rollback()
+					return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
+				}
+			}
+			isoGate = nil
+		}
 		flowsUndo = len(undo) // undone flows first, then the port rejoins NORMAL
 		if ok {
 			oldInstalled, oldSynced, oldGen, oldSw := b.installed, b.synced, b.gen, b.sw
 			if sw != b.sw {
 				b.synced = false
 			}
+			asw := sw
+			if isoGate != nil {
+				asw = gatedSwitch{sw, isoGate}
+			}
 			pre := prog
-			prog, err = m.applyCompiledLocked(ctx, b, sw, mirrors, &pre, preGen, fdb)
+			prog, err = m.applyCompiledLocked(ctx, b, asw, mirrors, &pre, preGen, fdb)
+			if errors.Is(err, errNotIsolated) {
+				// Nothing changed: isolate in OVSDB, then the flows.
+				b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
+				if err = isolateOVSDB(); err == nil {
+					flowsUndo = len(undo)
+					prog, err = m.applyCompiledLocked(ctx, b, sw, mirrors, nil, 0, fdb)
+				}
+			}
 			if err != nil {
 				b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
 				rollback()
@@ -452,6 +517,9 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		}
 	}
 	tApplied := time.Since(start) // the flows are in the switch
+	if isoGate != nil {
+		_ = isoGate(ctx) // settled (no bundle was needed, or it committed)
+	}
 	if lateIsolate != "" {
 		if err := m.cfg.OVSDB.IsolatePort(ctx, spec.Bridge, lateIsolate); err != nil {
 			rollback()
@@ -483,6 +551,9 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		"isolated_after_flows": lateIsolate != "", "via_management_socket": viaSession}).Info("mirror added")
 	return mi, nil
 }
+
+// errNotIsolated: a warm add's isolation over OpenFlow did not happen.
+var errNotIsolated = errors.New("output port not isolated over OpenFlow")
 
 // withIsolated returns facts with port marked isolated: what the compiler
 // will see once its OVSDB isolation is applied (see compileFacts).

@@ -66,3 +66,39 @@ func TestLabSession(t *testing.T) {
 		t.Fatal("session to a missing socket succeeded")
 	}
 }
+
+// ApplyGated commits only when the gate allows it, after the switch took
+// the whole bundle.
+func TestLabApplyGated(t *testing.T) {
+	l, dpid := newLabBridge(t)
+	c, ctx := labController(t, Config{Logger: testLogger(t)})
+	if err := c.Dial(ctx, "unix:"+filepath.Join(l.RunDir(), "br0.mgmt")); err != nil {
+		t.Fatal(err)
+	}
+	sw := mustSwitch(t, c, dpid)
+	no := errors.New("not now")
+	gated := 0
+	err := sw.ApplyGated(ctx, testFlows(10, 3, 0x6a00), func(context.Context) error {
+		gated++
+		if n := countFlows(t, l, 3); n != 0 {
+			t.Errorf("gate sees %d flows: committed before the gate", n)
+		}
+		return no
+	})
+	if !errors.Is(err, no) || gated != 1 {
+		t.Fatalf("refused gate: err %v, gate called %d times", err, gated)
+	}
+	if n := countFlows(t, l, 3); n != 0 {
+		t.Fatalf("%d flows after a refused gate", n)
+	}
+	if err := sw.ApplyGated(ctx, testFlows(10, 3, 0x6a00), func(context.Context) error { gated++; return nil }); err != nil || gated != 2 {
+		t.Fatalf("open gate: %v (gate called %d times)", err, gated)
+	}
+	if n := countFlows(t, l, 3); n != 10 {
+		t.Fatalf("%d flows after an open gate, want 10", n)
+	}
+	// The connection is still in order.
+	if err := sw.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -89,6 +89,15 @@ func describeFlowMod(i, n int, fm *openflow13.FlowMod) string {
 // sent the bundle is discarded; if it ends after, the outcome is unknown
 // and the error says so.
 func (s *Switch) Apply(ctx context.Context, mods []*openflow13.FlowMod) error {
+	return s.ApplyGated(ctx, mods, nil)
+}
+
+// ApplyGated is Apply that calls gate, when not nil, once the switch has
+// taken every message of the bundle and before the commit: the bundle is
+// committed only if gate returns nil, else discarded (nothing changes) and
+// gate's error returned. It lets the transfer overlap whatever the commit
+// must wait for. With Config.NoBundles gate runs before anything is sent.
+func (s *Switch) ApplyGated(ctx context.Context, mods []*openflow13.FlowMod, gate func(context.Context) error) error {
 	if len(mods) == 0 {
 		return nil
 	}
@@ -102,9 +111,14 @@ func (s *Switch) Apply(ctx context.Context, mods []*openflow13.FlowMod) error {
 		return err
 	}
 	if s.ctrl.cfg.NoBundles {
+		if gate != nil {
+			if err := gate(ctx); err != nil {
+				return err
+			}
+		}
 		return s.applyPlain(ctx, c, mods)
 	}
-	return s.applyBundle(ctx, c, mods)
+	return s.applyBundle(ctx, c, mods, gate)
 }
 
 func (s *Switch) applyPlain(ctx context.Context, c *conn, mods []*openflow13.FlowMod) error {
@@ -244,7 +258,7 @@ func (cs *chunks) release() {
 	}
 }
 
-func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.FlowMod) error {
+func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.FlowMod, gate func(context.Context) error) error {
 	n := len(mods)
 	id := c.bundleID.Add(1)
 	// xids: lo = open, lo+1..lo+n = adds (inner xid equal), lo+n+1 =
@@ -324,6 +338,13 @@ func (s *Switch) applyBundle(ctx context.Context, c *conn, mods []*openflow13.Fl
 	if err := firstError(o); err != nil {
 		s.discard(c, id)
 		return fmt.Errorf("apply %d flow mods: bundle discarded, nothing changed: %w", n, err)
+	}
+	if gate != nil {
+		if err := gate(ctx); err != nil {
+			s.discard(c, id)
+			c.forget(o)
+			return fmt.Errorf("apply %d flow mods: not committed, bundle discarded, nothing changed: %w", n, err)
+		}
 	}
 	if err := c.rearm(o, lo+uint32(n)+2); err != nil {
 		return fmt.Errorf("switch %016x: apply %d flow mods: nothing changed: %w", s.dpid, n, err)
