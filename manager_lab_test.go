@@ -677,8 +677,8 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	if mi.Status.State != api.StateActive {
 		t.Fatalf("status %v", mi.Status)
 	}
-	if en := e.addedEntry(t, "m1"); en.Data["isolated_after_flows"] != true {
-		t.Fatalf("warm add: isolated_after_flows = %v, want true", en.Data["isolated_after_flows"])
+	if en := e.addedEntry(t, "m1"); en.Data["isolated_over_openflow"] != true {
+		t.Fatalf("warm add: isolated_over_openflow = %v, want true", en.Data["isolated_over_openflow"])
 	}
 	if got := e.portConfig10(t, "mon"); got != "config:     0" {
 		t.Fatalf("mon's OpenFlow port config after the add: %q, want 0 (restored)", got)
@@ -707,8 +707,8 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "m3", Bridge: "br0", Egress: []string{"h2"}, Output: api.Output{Port: "mon3"}}, api.OriginAPI); err != nil {
 		t.Fatal(err)
 	}
-	if en := e.addedEntry(t, "m3"); en.Data["isolated_after_flows"] != false || en.Data["status"] != "active" {
-		t.Fatalf("add without OpenFlow 1.0: isolated_after_flows = %v, status %v; want false, active", en.Data["isolated_after_flows"], en.Data["status"])
+	if en := e.addedEntry(t, "m3"); en.Data["isolated_over_openflow"] != false || en.Data["status"] != "active" {
+		t.Fatalf("add without OpenFlow 1.0: isolated_over_openflow = %v, status %v; want false, active", en.Data["isolated_over_openflow"], en.Data["status"])
 	}
 	refused := false
 	for _, en := range e.logs.AllEntries()[mark:] {

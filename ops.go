@@ -290,6 +290,10 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	var (
 		isoGate      func(context.Context) error
 		isolateOVSDB func() error
+		// waitDBIsolation waits for the warm add's OVSDB isolation of the
+		// output (started early, so ovs-vswitchd reconfigures while the
+		// flows go in) and records it for rollback.
+		waitDBIsolation func() error
 	)
 	var sess *coldSession
 	if mgmt != "" {
@@ -368,11 +372,44 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			undo = append(undo, m.recordIsolationLocked(spec.Bridge, p))
 			undo = append(undo, func() { b.seeds = nil })
 			facts = withIsolated(facts, out) // compile as for the isolated port
+			// The OVSDB isolation runs in the background from when the
+			// MAC table needs no more reading (it flushes the port's
+			// entries) until waitDBIsolation.
+			var (
+				dbc               chan error
+				dbErr             error
+				dbDone, dbHandled bool
+			)
+			startDB := func() {
+				if dbc == nil {
+					dbc = make(chan error, 1)
+					go func(ch chan error) { ch <- m.cfg.OVSDB.IsolatePort(ctx, spec.Bridge, out) }(dbc)
+				}
+			}
+			waitDB := func() error {
+				startDB()
+				if !dbDone {
+					dbErr, dbDone = <-dbc, true
+				}
+				return dbErr
+			}
+			undo = append(undo, func() {
+				if dbc != nil && !dbHandled && waitDB() == nil {
+					m.unisolateUndo(bg, spec.Bridge, out, log)()
+				}
+			})
+			waitDBIsolation = func() error {
+				if err := waitDB(); err != nil {
+					return fmt.Errorf("isolating output port %q: %w", out, err)
+				}
+				dbHandled = true
+				return nil
+			}
 			// isolateOVSDB isolates the port in OVSDB before the flows
 			// (no isolation over OpenFlow).
 			isolateOVSDB = func() error {
-				if err := m.isolateLocked(ctx, spec.Bridge, p); err != nil {
-					return fmt.Errorf("isolating output port %q: %w", out, err)
+				if err := waitDBIsolation(); err != nil {
+					return err
 				}
 				undo = append(undo, m.unisolateUndo(bg, spec.Bridge, out, log))
 				f, err := m.cfg.OVSDB.Bridge(ctx, spec.Bridge)
@@ -390,6 +427,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 				awaitIso()
 				outMACs = m.portMACsLocked(ctx, spec.Bridge, p.OFPort)
 			}
+			startDB()
 			isoGate = func(context.Context) error {
 				if !awaitIso() {
 					return errNotIsolated
@@ -521,9 +559,9 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		_ = isoGate(ctx) // settled (no bundle was needed, or it committed)
 	}
 	if lateIsolate != "" {
-		if err := m.cfg.OVSDB.IsolatePort(ctx, spec.Bridge, lateIsolate); err != nil {
+		if err := waitDBIsolation(); err != nil {
 			rollback()
-			return nil, fmt.Errorf("mirror %q: isolating output port %q: %w", spec.Name, lateIsolate, err)
+			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
 		}
 		undo = slices.Insert(undo, flowsUndo, m.unisolateUndo(bg, spec.Bridge, lateIsolate, log))
 		if facts, err = m.cfg.OVSDB.Bridge(ctx, spec.Bridge); err != nil {
@@ -548,7 +586,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	}
 	log.WithFields(logrus.Fields{"selection": spec.SelectionString(), "output": spec.Output.String(), "status": mi.status.String(),
 		"ms_ovsdb": ms(tPrepared), "ms_flows": ms(tApplied), "ms_saved": ms(time.Since(start)),
-		"isolated_after_flows": lateIsolate != "", "via_management_socket": viaSession}).Info("mirror added")
+		"isolated_over_openflow": lateIsolate != "", "via_management_socket": viaSession}).Info("mirror added")
 	return mi, nil
 }
 
