@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -134,8 +135,22 @@ type takeOverResult struct {
 func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.Duration, error) {
 	b := a.b
 	bg := context.WithoutCancel(ctx)
+	fdb := sync.OnceValue(func() fdbResult { return <-a.fdb })
+	// Can the output be in NORMAL's MAC table? Asked now, answered while
+	// the first bundle goes out (see below).
+	unlearned := func() bool { return a.unlearned }
+	checked := a.unlearned
+	if !a.unlearned {
+		unlearned, checked = m.unlearnedCheck(ctx, b.name, a.sess, a.outPort)
+	}
 	tch := make(chan takeOverResult, 1)
 	go func() {
+		// The take-over isolates the output in OVSDB, which flushes what
+		// NORMAL learned on it: if it may have learned anything, the MAC
+		// table is read first.
+		if !unlearned() {
+			fdb()
+		}
 		target, err := m.cfg.OVSDB.TakeOver(ctx, b.name, a.isolate...)
 		tch <- takeOverResult{target, err}
 	}()
@@ -177,11 +192,14 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 	// is in it is checked while that first bundle goes out (its commit
 	// waits for the answer).
 	var sw Switch = a.sess.sw
-	early := a.unlearned
-	if !early {
-		if gate, ok := m.unlearnedGate(ctx, b.name, a.sess, a.outPort); ok {
-			sw, early = gatedSwitch{a.sess.sw, gate}, true
-		}
+	early := checked
+	if early && !a.unlearned {
+		sw = gatedSwitch{a.sess.sw, func(context.Context) error {
+			if !unlearned() {
+				return errOutputLearned
+			}
+			return nil
+		}}
 	}
 	if early {
 		b.facts.Unseeded = true
@@ -191,7 +209,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		b.facts.Unseeded = false
 		b.sw = a.sess.sw
 		if err == nil {
-			prog, err = m.seedLocked(ctx, b, a.sess.sw, a.mirrors, <-a.fdb)
+			prog, err = m.seedLocked(ctx, b, a.sess.sw, a.mirrors, fdb())
 		} else if errors.Is(err, errOutputLearned) {
 			a.log.Debug("the output may be in the bridge's MAC table: the pipeline waits for it")
 			b.installed, b.synced, b.fresh = nil, false, true // nothing changed
@@ -200,7 +218,9 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 	}
 	if !early {
 		pre := a.pre
-		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, a.fdb)
+		read := make(chan fdbResult, 1)
+		go func() { read <- fdb() }()
+		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, read)
 	}
 	if err != nil {
 		b.installed, b.sw, b.synced = nil, nil, false
@@ -264,17 +284,18 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 // errOutputLearned: the output may have entries in NORMAL's MAC table.
 var errOutputLearned = errors.New("the output port may be in the bridge's MAC table")
 
-// unlearnedGate starts checking whether NORMAL's MAC table can have no
+// unlearnedCheck starts checking whether NORMAL's MAC table can have no
 // entry on port ofport of bridge (isolated over OpenFlow, so it learns
 // nothing more): the port never received a packet and the table has no
 // static entries; NORMAL then sends the port nothing but floods, which it
-// no longer does. The gate returns errOutputLearned otherwise. ok is false
-// when this cannot be checked.
-func (m *Manager) unlearnedGate(ctx context.Context, bridge string, sess *coldSession, ofport uint32) (gate func(context.Context) error, ok bool) {
+// no longer does. unlearned waits for the answer (it may be called more
+// than once, from any goroutine); ok is false when this cannot be checked
+// (unlearned then says false).
+func (m *Manager) unlearnedCheck(ctx context.Context, bridge string, sess *coldSession, ofport uint32) (unlearned func() bool, ok bool) {
 	rc, ok := sess.sw.(PortRxCounter)
 	sc, ok2 := m.cfg.MACTable.(StaticMACCounter)
 	if !ok || !ok2 || ofport == 0 {
-		return nil, false
+		return func() bool { return false }, false
 	}
 	res := make(chan bool, 2)
 	go func() {
@@ -285,13 +306,10 @@ func (m *Manager) unlearnedGate(ctx context.Context, bridge string, sess *coldSe
 		rx, err := rc.PortRxPackets(ctx, ofport)
 		res <- err == nil && rx == 0
 	}()
-	return func(context.Context) error {
+	return sync.OnceValue(func() bool {
 		a, b := <-res, <-res
-		if !a || !b {
-			return errOutputLearned
-		}
-		return nil
-	}, true
+		return a && b
+	}), true
 }
 
 // seedLocked seeds b's shadow MAC table from the MAC table read r and

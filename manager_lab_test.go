@@ -601,6 +601,24 @@ func TestLabTakeOverSocketReady(t *testing.T) {
 	}
 }
 
+// waitPorts waits until the Manager's view of br0 (its OVSDB cache) has
+// the ports, which ovs-vsctl added a moment ago.
+func (e *labEnv) waitPorts(t *testing.T, ports ...string) {
+	t.Helper()
+	lab.Eventually(t, 5*time.Second, func() error {
+		b, err := e.m.cfg.OVSDB.Bridge(context.Background(), "br0")
+		if err != nil {
+			return err
+		}
+		for _, p := range ports {
+			if b.Ports[p].OFPort == 0 {
+				return fmt.Errorf("port %s not seen yet", p)
+			}
+		}
+		return nil
+	})
+}
+
 // addedEntry returns the "mirror added" log entry of mirror name.
 func (e *labEnv) addedEntry(t *testing.T, name string) *logrus.Entry {
 	t.Helper()
@@ -643,6 +661,7 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	for _, p := range []string{"mon", "mon2", "mon3"} {
 		e.l.AddInternalPort(t, "br0", p, 0)
 	}
+	e.waitPorts(t, "mon", "mon2", "mon3")
 	if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: "other", Bridge: "br0", Ports: []string{"h2"}, Output: api.Output{Port: "mon2"}}, api.OriginAPI); err != nil {
 		t.Fatal(err)
 	}
@@ -780,6 +799,7 @@ func TestLabColdAddOutputThatReceived(t *testing.T) {
 	t.Parallel()
 	e := newLabEnv(t)
 	h3 := e.l.AddHost(t, "br0", "h3", lab.HostConfig{MAC: "02:00:00:00:00:03", IPv4: "10.0.0.3/24"})
+	e.waitPorts(t, "h3")
 	if got := h3.Ping(t, e.h1.IPv4(), 1); got != 1 {
 		t.Fatalf("h3 ping: %d replies", got)
 	}
