@@ -143,11 +143,21 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 	if !a.unlearned {
 		unlearned, checked = m.unlearnedCheck(ctx, b.name, a.sess, a.outPort)
 	}
+	// The take-over starts once the first bundle is in: its
+	// reconfiguration of ovs-vswitchd would otherwise compete with the
+	// bundle. It isolates the output in OVSDB, which flushes what NORMAL
+	// learned on the output; if it may have learned anything, the MAC
+	// table was read for that bundle.
 	tch := make(chan takeOverResult, 1)
+	startc := make(chan bool, 1)
+	var startOnce sync.Once
+	start := func(ok bool) { startOnce.Do(func() { startc <- ok }) }
+	defer start(false)
 	go func() {
-		// The take-over isolates the output in OVSDB, which flushes what
-		// NORMAL learned on it: if it may have learned anything, the MAC
-		// table is read first.
+		if !<-startc {
+			tch <- takeOverResult{err: errors.New("not started")}
+			return
+		}
 		if !unlearned() {
 			fdb()
 		}
@@ -209,6 +219,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		b.facts.Unseeded = false
 		b.sw = a.sess.sw
 		if err == nil {
+			start(true)
 			prog, err = m.seedLocked(ctx, b, a.sess.sw, a.mirrors, fdb())
 		} else if errors.Is(err, errOutputLearned) {
 			a.log.Debug("the output may be in the bridge's MAC table: the pipeline waits for it")
@@ -221,6 +232,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		read := make(chan fdbResult, 1)
 		go func() { read <- fdb() }()
 		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, read)
+		start(err == nil)
 	}
 	if err != nil {
 		b.installed, b.sw, b.synced = nil, nil, false

@@ -372,9 +372,10 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			undo = append(undo, m.recordIsolationLocked(spec.Bridge, p))
 			undo = append(undo, func() { b.seeds = nil })
 			facts = withIsolated(facts, out) // compile as for the isolated port
-			// The OVSDB isolation runs in the background from when the
-			// MAC table needs no more reading (it flushes the port's
-			// entries) until waitDBIsolation.
+			// The OVSDB isolation (it flushes the port's entries from the
+			// MAC table) starts once the flows are in: ovs-vswitchd's
+			// reconfiguration then does not compete with the bundle.
+			// Started any earlier, it made the first copy later.
 			var (
 				dbc               chan error
 				dbErr             error
@@ -427,7 +428,6 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 				awaitIso()
 				outMACs = m.portMACsLocked(ctx, spec.Bridge, p.OFPort)
 			}
-			startDB()
 			isoGate = func(context.Context) error {
 				if !awaitIso() {
 					return errNotIsolated
