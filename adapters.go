@@ -424,9 +424,6 @@ func (s ofSwitch) ApplyGated(ctx context.Context, ch Changes, gate func(context.
 	for _, cm := range ch.DeleteCookies {
 		fc.DeleteCookies = append(fc.DeleteCookies, flows.CookieMatch{Value: cm.Cookie, Mask: cm.Mask})
 	}
-	for _, cm := range ch.Clear {
-		fc.Clear = append(fc.Clear, flows.CookieMatch{Value: cm.Cookie, Mask: cm.Mask})
-	}
 	mods, err := fc.FlowMods()
 	if err != nil {
 		return err

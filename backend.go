@@ -331,14 +331,11 @@ type Changes struct {
 	Add []FlowEntry
 	// DeleteCookies removes, in every table, the flows matching each cookie.
 	DeleteCookies []CookieMatch
-	// Clear removes, in every table, the flows matching each cookie before
-	// anything else.
-	Clear []CookieMatch
 }
 
 // Empty reports whether c changes nothing.
 func (c Changes) Empty() bool {
-	return len(c.Add) == 0 && len(c.Modify) == 0 && len(c.Delete) == 0 && len(c.DeleteCookies) == 0 && len(c.Clear) == 0
+	return len(c.Add) == 0 && len(c.Modify) == 0 && len(c.Delete) == 0 && len(c.DeleteCookies) == 0
 }
 
 // diff returns the minimal changes turning installed into desired: new flows

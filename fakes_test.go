@@ -170,13 +170,6 @@ func (s *fakeSwitch) Apply(_ context.Context, ch Changes) error {
 		return err
 	}
 	s.applies = append(s.applies, ch)
-	for _, cm := range ch.Clear {
-		for k, f := range s.flows {
-			if f.Cookie&cm.Mask == cm.Cookie&cm.Mask {
-				delete(s.flows, k)
-			}
-		}
-	}
 	for _, f := range ch.Delete {
 		if old, ok := s.flows[f.key()]; ok && old.Cookie == f.Cookie {
 			delete(s.flows, f.key())

@@ -123,10 +123,6 @@ type bridgeState struct {
 	// seeds are MAC-table flows to install with the next change (entries
 	// on an output port read before it was isolated; see MACSeeder).
 	seeds []FlowEntry
-	// fresh: the bridge was not handed over when its first mirror came;
-	// the full sync then clears whatever flowspan flows a previous run
-	// left instead of reading them first.
-	fresh bool
 }
 
 // New returns a Manager with the mirrors of the state file (if any). Nothing
@@ -690,17 +686,12 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	if fdb == nil {
 		fdb = m.readMACTable(ctx, b.name) // in parallel with the flow stats and the compile
 	}
-	fresh := b.fresh
-	b.fresh = false
-	var stats []FlowStat
-	if !fresh {
-		var err error
-		if stats, err = sw.FlowStats(ctx, cl.App, cl.AppMask); err != nil {
-			<-fdb
-			return Program{}, fmt.Errorf("bridge %s: reading installed flows: %w", b.name, err)
-		}
-	}
+	stats, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
 	tStats := time.Since(start)
+	if err != nil {
+		<-fdb
+		return Program{}, fmt.Errorf("bridge %s: reading installed flows: %w", b.name, err)
+	}
 	present := map[uint8]bool{}
 	for _, st := range stats {
 		present[cl.Generation(st.Cookie)] = true
@@ -713,9 +704,6 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	}
 	tCompile := time.Since(start)
 	ch := Changes{Add: prog.Flows}
-	if fresh {
-		ch.Clear = []CookieMatch{{Cookie: cl.App, Mask: cl.AppMask}}
-	}
 	fdbRes := <-fdb
 	tMACs := time.Since(start)
 	seedNow, seedLater := m.macFlowsLocked(b, mirrors, fdbRes)

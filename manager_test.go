@@ -903,21 +903,3 @@ func waitStatusFake(t *testing.T, m *Manager, name, want string) {
 		return err == nil && mi.Status.String() == want
 	})
 }
-
-// TestFreshBridgeClearsLeftovers: the first mirror on a bridge that was not
-// handed over does not read the flow table first; its full sync clears
-// whatever flowspan flows a previous run left, in the same bundle.
-func TestFreshBridgeClearsLeftovers(t *testing.T) {
-	e := newEnv(t)
-	sw := e.ctl.sw(1)
-	left := FlowEntry{Table: 7, Priority: 5, Cookie: 0xf507000000000009, Match: "left"}
-	sw.flows[left.key()] = left
-	e.start()
-	e.add(spec1())
-	if _, ok := sw.flows[left.key()]; ok {
-		t.Fatal("leftover flowspan flow kept")
-	}
-	if n := sw.numApplies(); n != 1 || len(sw.applies[0].Clear) != 1 {
-		t.Fatalf("%d bundles, first clears %v; want one bundle that clears", n, sw.applies[0].Clear)
-	}
-}

@@ -20,14 +20,11 @@ type Changes struct {
 	// DeleteCookies: delete every flow whose cookie matches (non-strict,
 	// all tables), after the adds: the old generation on a swap.
 	DeleteCookies []CookieMatch
-	// Clear: delete every flow whose cookie matches (non-strict, all
-	// tables) before everything else: whatever a previous run left.
-	Clear []CookieMatch
 }
 
 // Empty reports whether there is nothing to do.
 func (c Changes) Empty() bool {
-	return len(c.Add) == 0 && len(c.Modify) == 0 && len(c.Delete) == 0 && len(c.DeleteCookies) == 0 && len(c.Clear) == 0
+	return len(c.Add) == 0 && len(c.Modify) == 0 && len(c.Delete) == 0 && len(c.DeleteCookies) == 0
 }
 
 type flowKey struct {
@@ -93,15 +90,10 @@ func Replace(desired []Flow, old uint8) Changes {
 	return Changes{Add: desired, DeleteCookies: []CookieMatch{GenerationCookies(old)}}
 }
 
-// FlowMods returns the flow mods for the changes, in bundle order: clears,
-// strict deletes, modifies, adds, then cookie deletes.
+// FlowMods returns the flow mods for the changes, in bundle order: strict
+// deletes, modifies, adds, then cookie deletes.
 func (c Changes) FlowMods() ([]*openflow13.FlowMod, error) {
-	out := make([]*openflow13.FlowMod, 0, len(c.Clear)+len(c.Add)+len(c.Modify)+len(c.Delete)+len(c.DeleteCookies))
-	for _, cm := range c.Clear {
-		fm := ofpx.NewFlowMod(ofpx.FlowDelete, 0xff)
-		fm.Cookie, fm.CookieMask = cm.Value, cm.Mask
-		out = append(out, fm)
-	}
+	out := make([]*openflow13.FlowMod, 0, len(c.Add)+len(c.Modify)+len(c.Delete)+len(c.DeleteCookies))
 	for _, f := range c.Delete {
 		fm, err := f.FlowMod(FlowDeleteStrict)
 		if err != nil {

@@ -80,16 +80,6 @@ func TestDiffIgnoresForeignAndLearnedFlows(t *testing.T) {
 	if err != nil || len(fms) != len(next)+1 || fms[len(fms)-1].Command != 3 || fms[len(fms)-1].TableId != 0xff {
 		t.Errorf("Replace flow mods: %d, %v", len(fms), err)
 	}
-	// Clears go first: the adds that follow survive them.
-	cl := Changes{Add: next, Clear: []CookieMatch{AllCookies()}}
-	if cl.Empty() || (Changes{Clear: cl.Clear}).Empty() {
-		t.Error("Changes with clears reported empty")
-	}
-	fms, err = cl.FlowMods()
-	if err != nil || len(fms) != len(next)+1 || fms[0].Command != 3 || fms[0].TableId != 0xff ||
-		fms[0].Cookie != AllCookies().Value || fms[0].CookieMask != AllCookies().Mask || fms[1].Command != 0 {
-		t.Errorf("clear flow mods: %d, %v", len(fms), err)
-	}
 }
 
 func apply(installed []Flow, ch Changes) []Flow {
