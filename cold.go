@@ -223,7 +223,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 			prog, err = m.seedLocked(ctx, b, a.sess.sw, a.mirrors, fdb())
 		} else if errors.Is(err, errOutputLearned) {
 			a.log.Debug("the output may be in the bridge's MAC table: the pipeline waits for it")
-			b.installed, b.synced = nil, false // nothing changed
+			b.installed, b.synced, b.fresh = nil, false, true // nothing changed
 			early = false
 		}
 	}

@@ -123,6 +123,9 @@ type bridgeState struct {
 	// seeds are MAC-table flows to install with the next change (entries
 	// on an output port read before it was isolated; see MACSeeder).
 	seeds []FlowEntry
+	// fresh: the bridge was not handed over when its first mirror came
+	// (see applyCompiledLocked).
+	fresh bool
 }
 
 // New returns a Manager with the mirrors of the state file (if any). Nothing
@@ -686,12 +689,20 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	if fdb == nil {
 		fdb = m.readMACTable(ctx, b.name) // in parallel with the flow stats and the compile
 	}
-	stats, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
-	tStats := time.Since(start)
-	if err != nil {
-		<-fdb
-		return Program{}, fmt.Errorf("bridge %s: reading installed flows: %w", b.name, err)
+	// A bridge that was never handed over holds flowspan flows only if a
+	// run crashed: they are looked for after the first bundle (tidyLocked)
+	// instead of before.
+	fresh := b.fresh
+	b.fresh = false
+	var stats []FlowStat
+	if !fresh {
+		var err error
+		if stats, err = sw.FlowStats(ctx, cl.App, cl.AppMask); err != nil {
+			<-fdb
+			return Program{}, fmt.Errorf("bridge %s: reading installed flows: %w", b.name, err)
+		}
 	}
+	tStats := time.Since(start)
 	present := map[uint8]bool{}
 	for _, st := range stats {
 		present[cl.Generation(st.Cookie)] = true
@@ -729,6 +740,13 @@ func (m *Manager) applyCompiledLocked(ctx context.Context, b *bridgeState, sw Sw
 	tApplied := time.Since(start)
 	b.gen, b.synced, b.installed, b.sw, b.prog, b.seeds = gen, true, prog.Flows, sw, prog, nil
 	nLater := m.seedLaterLocked(ctx, b, sw, seedLater)
+	if fresh {
+		if err := m.tidyLocked(ctx, b, sw); err != nil {
+			m.log.WithError(err).WithField("bridge", b.name).Info("flows left by an earlier run: syncing again")
+			b.synced = false
+			return m.applyLocked(ctx, b, sw, mirrors)
+		}
+	}
 	m.log.WithFields(logrus.Fields{"bridge": b.name, "generation": gen, "flows": len(prog.Flows), "old_generations": old,
 		"macs_now": len(seedNow), "macs_later": nLater,
 		"ms_stats": ms(tStats), "ms_compiled": ms(tCompile), "ms_mac_table": ms(tMACs), "ms_applied": ms(tApplied),
@@ -752,6 +770,40 @@ func (m *Manager) seedLaterLocked(ctx context.Context, b *bridgeState, sw Switch
 		return 0
 	}
 	return len(later)
+}
+
+// tidyLocked deletes the flowspan flows of other generations a crashed run
+// left on a bridge that was not handed over, after b's first full sync on
+// it (learned flows, generation 0, age out). It fails when b's own
+// generation holds flows b did not install, which only a new full sync
+// (with another generation) removes.
+func (m *Manager) tidyLocked(ctx context.Context, b *bridgeState, sw Switch) error {
+	cl := m.cfg.Compiler.Cookies()
+	stats, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
+	if err != nil {
+		return fmt.Errorf("reading installed flows: %w", err)
+	}
+	own := 0
+	var ch Changes
+	seen := map[uint8]bool{}
+	for _, st := range stats {
+		switch g := cl.Generation(st.Cookie); {
+		case g == b.gen:
+			own++
+		case g != 0 && !seen[g]:
+			seen[g] = true
+			c, mask := cl.GenerationMatch(g)
+			ch.DeleteCookies = append(ch.DeleteCookies, CookieMatch{Cookie: c, Mask: mask})
+		}
+	}
+	if own != len(b.installed) {
+		return fmt.Errorf("generation %d has %d flows, %d installed", b.gen, own, len(b.installed))
+	}
+	if ch.Empty() {
+		return nil
+	}
+	m.log.WithFields(logrus.Fields{"bridge": b.name, "generations": len(ch.DeleteCookies)}).Info("deleting flows an earlier run left")
+	return sw.Apply(ctx, ch)
 }
 
 // removeAllChanges removes every flowspan flow (learned ones included) and

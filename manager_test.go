@@ -903,3 +903,39 @@ func waitStatusFake(t *testing.T, m *Manager, name, want string) {
 		return err == nil && mi.Status.String() == want
 	})
 }
+
+// TestFreshBridgeLeftovers: the first mirror on a bridge that was not
+// handed over goes in without reading the flow table first; flows an
+// earlier (crashed) run left are found afterwards and removed.
+func TestFreshBridgeLeftovers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cookie  uint64
+		bundles int
+		gen     string // of the mirror's flows
+	}{
+		{"other generation", 0xf505000000000009, 2, "1"}, // then deleted by cookie
+		{"same generation", 0xf501000000000009, 2, "2"},  // then a full sync with generation 2
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			sw := e.ctl.sw(1)
+			left := FlowEntry{Table: 7, Priority: 5, Cookie: tc.cookie, Match: "left"}
+			sw.flows[left.key()] = left
+			e.start()
+			e.add(spec1())
+			if _, ok := sw.flows[left.key()]; ok {
+				t.Fatal("leftover flowspan flow kept")
+			}
+			if n := sw.numApplies(); n != tc.bundles {
+				t.Fatalf("%d bundles, want %d", n, tc.bundles)
+			}
+			if !hasFlow(sw, "actions=output:4") {
+				t.Fatalf("flows: %q", sw.texts())
+			}
+			if want := "cookie=0xf50" + tc.gen; !hasFlow(sw, want) {
+				t.Fatalf("no flow of generation %s: %q", tc.gen, sw.texts())
+			}
+		})
+	}
+}

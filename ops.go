@@ -213,6 +213,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 
 	b := m.bridge(spec.Bridge)
 	wasTakenOver := b.takenOver
+	b.fresh = !b.takenOver && !facts.HandedOver
 	// The first mirror on a bridge is programmed through the bridge's
 	// management socket, when there is one, while flowspan's controller
 	// target is set up (coldSession).
