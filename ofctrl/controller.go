@@ -428,9 +428,20 @@ func (c *Controller) serve(ctx context.Context, nc net.Conn, remote string) {
 
 // handshake exchanges HELLO (1.3 only) and FEATURES and returns the DPID.
 func (c *Controller) handshake(nc net.Conn, br *bufio.Reader) (uint64, error) {
+	return c.handshakeOpt(nc, br, false)
+}
+
+// handshakeOpt is handshake; pipelined sends the features request with the
+// hello, saving a round trip (a switch that does not speak 1.3 answers the
+// hello with an error and never processes it).
+func (c *Controller) handshakeOpt(nc net.Conn, br *bufio.Reader, pipelined bool) (uint64, error) {
 	_ = nc.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
 	defer func() { _ = nc.SetDeadline(time.Time{}) }()
-	if _, err := nc.Write(helloMsg(1)); err != nil {
+	first := helloMsg(1)
+	if pipelined {
+		first = append(first, newMsg(typeFeaturesRequest, 2, 0)...)
+	}
+	if _, err := nc.Write(first); err != nil {
 		return 0, fmt.Errorf("send hello: %w", err)
 	}
 	f, err := readFrame(br, c.cfg.MaxFrame)
@@ -445,8 +456,10 @@ func (c *Controller) handshake(nc net.Conn, br *bufio.Reader) (uint64, error) {
 		_, _ = nc.Write(errorMsg(frameXID(f), 0, 0, []byte(text))) // OFPET_HELLO_FAILED/OFPHFC_INCOMPATIBLE
 		return 0, fmt.Errorf("%w: %s", ErrVersion, text)
 	}
-	if _, err := nc.Write(newMsg(typeFeaturesRequest, 2, 0)); err != nil {
-		return 0, fmt.Errorf("send features request: %w", err)
+	if !pipelined {
+		if _, err := nc.Write(newMsg(typeFeaturesRequest, 2, 0)); err != nil {
+			return 0, fmt.Errorf("send features request: %w", err)
+		}
 	}
 	for {
 		f, err := readFrame(br, c.cfg.MaxFrame)

@@ -114,7 +114,9 @@ func (p *PortConn) guard(ctx context.Context) func() {
 
 func (p *PortConn) handshake(ctx context.Context, dpid uint64) error {
 	defer p.guard(ctx)()
-	if _, err := p.nc.Write(msg10(of10TypeHello, 0, 0)); err != nil {
+	// The features request goes out with the hello: one round trip.
+	p.xid++
+	if _, err := p.nc.Write(append(msg10(of10TypeHello, 0, 0), msg10(of10TypeFeaturesRequest, p.xid, 0)...)); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}
 	f, err := readFrame(p.br, p.max)
@@ -128,10 +130,6 @@ func (p *PortConn) handshake(ctx context.Context, dpid uint64) error {
 		return fmt.Errorf("expected HELLO, got message type %d (version 0x%02x)", f[1], f[0])
 	case !helloAllows(f, of10Version):
 		return fmt.Errorf("%w (its hello offers version 0x%02x only from a bitmap without 1.0)", ErrNoOpenFlow10, f[0])
-	}
-	p.xid++
-	if _, err := p.nc.Write(msg10(of10TypeFeaturesRequest, p.xid, 0)); err != nil {
-		return fmt.Errorf("send features request: %w", err)
 	}
 	f, err = p.await(p.xid, of10TypeFeaturesReply)
 	if err != nil {

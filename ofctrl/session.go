@@ -42,7 +42,7 @@ func (c *Controller) DialSession(ctx context.Context, targetStr string) (sw *Swi
 	setWriteBuffer(nc)
 	br := bufio.NewReaderSize(nc, 64*1024)
 	stopHS := context.AfterFunc(ctx, func() { _ = nc.Close() })
-	dpid, err := c.handshake(nc, br)
+	dpid, err := c.handshakeOpt(nc, br, true)
 	if !stopHS() || err != nil {
 		_ = nc.Close()
 		c.wg.Done()
