@@ -631,24 +631,6 @@ func (e *labEnv) addedEntry(t *testing.T, name string) *logrus.Entry {
 	return nil
 }
 
-// portConfig10 returns the OpenFlow 1.0 config line of port (where
-// NO_FLOOD shows).
-func (e *labEnv) portConfig10(t *testing.T, port string) string {
-	t.Helper()
-	show, err := e.l.Ofctl("-O", "OpenFlow10", "show", "br0")
-	if err != nil {
-		t.Fatalf("ovs-ofctl show: %v: %s", err, show)
-	}
-	lines := strings.Split(show, "\n")
-	for i, ln := range lines {
-		if strings.Contains(ln, "("+port+"):") && i+1 < len(lines) {
-			return strings.TrimSpace(lines[i+1])
-		}
-	}
-	t.Fatalf("port %s not in:\n%s", port, show)
-	return ""
-}
-
 // The first mirror on a bridge goes in through the management socket. On a
 // bridge already taken over, a new output port is isolated over
 // OpenFlow (NO_FLOOD, NO_RECV) so the flows go in before the OVSDB
@@ -671,7 +653,7 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	if en := e.addedEntry(t, "other"); en.Data["via_management_socket"] != true {
 		t.Fatalf("first mirror: via_management_socket = %v, want true", en.Data["via_management_socket"])
 	}
-	if got := e.portConfig10(t, "mon2"); got != "config:     0" {
+	if got := e.l.PortConfig10(t, "br0", "mon2"); got != "config:     0" {
 		t.Fatalf("mon2's OpenFlow port config after the first add: %q, want 0 (restored)", got)
 	}
 	syncs, twoPhase := 0, false
@@ -699,7 +681,7 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	if en := e.addedEntry(t, "m1"); en.Data["isolated_over_openflow"] != true {
 		t.Fatalf("warm add: isolated_over_openflow = %v, want true", en.Data["isolated_over_openflow"])
 	}
-	if got := e.portConfig10(t, "mon"); got != "config:     0" {
+	if got := e.l.PortConfig10(t, "br0", "mon"); got != "config:     0" {
 		t.Fatalf("mon's OpenFlow port config after the add: %q, want 0 (restored)", got)
 	}
 	if tag := strings.TrimSpace(e.l.MustVsctl(t, "get", "Port", "mon", "tag")); tag != "4095" {
@@ -780,15 +762,14 @@ func TestLabPrepareIsolation(t *testing.T) {
 	if !same {
 		t.Fatal("IsolateNow dialed again instead of using the prepared connection")
 	}
-	show, _ := l.Ofctl("-O", "OpenFlow10", "show", "br0")
-	if !strings.Contains(show, "NO_FLOOD") {
-		t.Fatalf("mon not isolated:\n%s", show)
+	if got := l.PortConfig10(t, "br0", "mon"); !strings.Contains(got, "NO_FLOOD") {
+		t.Fatalf("mon not isolated: %q", got)
 	}
 	if err := undo(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if show, _ := l.Ofctl("-O", "OpenFlow10", "show", "br0"); strings.Contains(show, "NO_FLOOD") {
-		t.Fatalf("mon still isolated after undo:\n%s", show)
+	if got := l.PortConfig10(t, "br0", "mon"); strings.Contains(got, "NO_FLOOD") {
+		t.Fatalf("mon still isolated after undo: %q", got)
 	}
 }
 

@@ -128,8 +128,9 @@ func (p *PortConn) handshake(ctx context.Context, dpid uint64) error {
 		return fmt.Errorf("%w: %s", ErrNoOpenFlow10, errorText10(f))
 	case f[1] != of10TypeHello:
 		return fmt.Errorf("expected HELLO, got message type %d (version 0x%02x)", f[1], f[0])
-	case !helloAllows(f, of10Version):
-		return fmt.Errorf("%w (its hello offers version 0x%02x only from a bitmap without 1.0)", ErrNoOpenFlow10, f[0])
+	}
+	if ok, offered := helloSupports(f, of10Version); !ok {
+		return fmt.Errorf("%w (it offers %s)", ErrNoOpenFlow10, offered)
 	}
 	f, err = p.await(p.xid, of10TypeFeaturesReply)
 	if err != nil {
@@ -150,28 +151,6 @@ func (p *PortConn) handshake(ctx context.Context, dpid uint64) error {
 		p.ports[binary.BigEndian.Uint16(b)] = pt
 	}
 	return nil
-}
-
-// helloAllows reports whether a HELLO admits version v: by its version
-// bitmap, or without one by its version being at least v.
-func helloAllows(f []byte, v uint8) bool {
-	body := f[headerLen:]
-	for len(body) >= 4 {
-		typ := binary.BigEndian.Uint16(body)
-		l := int(binary.BigEndian.Uint16(body[2:]))
-		if l < 4 || l > len(body) {
-			break
-		}
-		if typ == 1 && l >= 8 {
-			return binary.BigEndian.Uint32(body[4:])&(1<<v) != 0
-		}
-		adv := (l + 7) / 8 * 8 // elements are padded to 8 bytes
-		if adv > len(body) {
-			break
-		}
-		body = body[adv:]
-	}
-	return f[0] >= v
 }
 
 // ErrRefused reports an OpenFlow error reply to a PortConn request.
@@ -263,14 +242,7 @@ func port10No(port uint32) (uint16, bool) {
 	return 0, false
 }
 
-func msg10(typ uint8, xid uint32, body int) []byte {
-	b := make([]byte, headerLen+body)
-	b[0] = of10Version
-	b[1] = typ
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	binary.BigEndian.PutUint32(b[4:], xid)
-	return b
-}
+func msg10(typ uint8, xid uint32, body int) []byte { return newMsgV(of10Version, typ, xid, body) }
 
 // errorText10 describes an OpenFlow error message (the type/code layout is
 // the same in every version), with the text OVS appends to HELLO_FAILED.

@@ -11,20 +11,6 @@ import (
 	"time"
 )
 
-// portConfigLine returns the "config:" line of port name in
-// `ovs-ofctl -O OpenFlow10 show br0` (OpenFlow 1.0 shows NO_FLOOD).
-func portConfigLine(t *testing.T, show, name string) string {
-	t.Helper()
-	lines := strings.Split(show, "\n")
-	for i, ln := range lines {
-		if strings.Contains(ln, "("+name+"):") && i+1 < len(lines) {
-			return strings.TrimSpace(lines[i+1])
-		}
-	}
-	t.Fatalf("port %s not in:\n%s", name, show)
-	return ""
-}
-
 func TestLabPortConnNoFlood(t *testing.T) {
 	l, dpid := newLabBridge(t)
 	l.AddInternalPort(t, "br0", "p1", 0)
@@ -51,11 +37,7 @@ func TestLabPortConnNoFlood(t *testing.T) {
 	if prev != 0 {
 		t.Fatalf("previous bits = 0x%x, want 0", prev)
 	}
-	show, err := l.Ofctl("-O", "OpenFlow10", "show", "br0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := portConfigLine(t, show, "p1"); !strings.Contains(got, "NO_FLOOD") || !strings.Contains(got, "NO_RECV") {
+	if got := l.PortConfig10(t, "br0", "p1"); !strings.Contains(got, "NO_FLOOD") || !strings.Contains(got, "NO_RECV") {
 		t.Fatalf("after ModPort: %q, want NO_RECV and NO_FLOOD", got)
 	}
 	// Setting again reports the bits as they are now, then clearing
@@ -66,8 +48,7 @@ func TestLabPortConnNoFlood(t *testing.T) {
 	if _, err := p.ModPort(ctx, ofport, 0, mask); err != nil {
 		t.Fatal(err)
 	}
-	show, _ = l.Ofctl("-O", "OpenFlow10", "show", "br0")
-	if got := portConfigLine(t, show, "p1"); got != "config:     0" {
+	if got := l.PortConfig10(t, "br0", "p1"); got != "config:     0" {
 		t.Fatalf("after clearing: %q, want config 0", got)
 	}
 	if _, err := p.ModPort(ctx, 4000, mask, mask); err == nil || !strings.Contains(err.Error(), "not on switch") {

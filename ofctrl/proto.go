@@ -104,8 +104,13 @@ func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 
 // newMsg returns a message of the given type with room for body bytes.
 func newMsg(typ uint8, xid uint32, body int) []byte {
+	return newMsgV(ofVersion, typ, xid, body)
+}
+
+// newMsgV is newMsg for OpenFlow version.
+func newMsgV(version, typ uint8, xid uint32, body int) []byte {
 	b := make([]byte, headerLen+body)
-	b[0] = ofVersion
+	b[0] = version
 	b[1] = typ
 	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
 	binary.BigEndian.PutUint32(b[4:], xid)
@@ -125,7 +130,12 @@ func helloMsg(xid uint32) []byte {
 
 // helloSupports13 reports whether a peer's HELLO allows OpenFlow 1.3: its
 // version bitmap has bit 4, or, without a bitmap, its version is >= 4.
-func helloSupports13(f []byte) (bool, string) {
+func helloSupports13(f []byte) (bool, string) { return helloSupports(f, ofVersion) }
+
+// helloSupports reports whether a peer's HELLO allows OpenFlow version
+// want (by its version bitmap, or without one by its version being at
+// least want) and what it offers.
+func helloSupports(f []byte, want uint8) (bool, string) {
 	peer := f[0]
 	body := f[headerLen:]
 	for len(body) >= 4 {
@@ -143,7 +153,7 @@ func helloSupports13(f []byte) (bool, string) {
 					if bm&(1<<bit) != 0 {
 						v := (i-4)/4*32 + bit
 						vs = append(vs, fmt.Sprintf("0x%02x", v))
-						if v == ofVersion {
+						if v == int(want) {
 							ok = true
 						}
 					}
@@ -157,7 +167,7 @@ func helloSupports13(f []byte) (bool, string) {
 		}
 		body = body[adv:]
 	}
-	return peer >= ofVersion, fmt.Sprintf("version 0x%02x", peer)
+	return peer >= want, fmt.Sprintf("version 0x%02x", peer)
 }
 
 // setAsyncMsg asks for port-status messages (add, delete, modify) and

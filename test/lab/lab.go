@@ -282,6 +282,25 @@ func (l *Lab) Ofctl(args ...string) (string, error) {
 	return run(context.Background(), l.Env(), "ovs-ofctl", a...)
 }
 
+// PortConfig10 returns the "config:" line of port on bridge as
+// `ovs-ofctl -O OpenFlow10 show` prints it (OpenFlow 1.0 shows NO_FLOOD,
+// which later versions lack), e.g. "config:     NO_RECV NO_FLOOD".
+func (l *Lab) PortConfig10(t T, bridge, port string) string {
+	t.Helper()
+	show, err := l.Ofctl("-O", "OpenFlow10", "show", bridge)
+	if err != nil {
+		t.Fatalf("ovs-ofctl show %s: %v: %s", bridge, err, show)
+	}
+	lines := strings.Split(show, "\n")
+	for i, ln := range lines {
+		if strings.Contains(ln, "("+port+"):") && i+1 < len(lines) {
+			return strings.TrimSpace(lines[i+1])
+		}
+	}
+	t.Fatalf("port %s not in:\n%s", port, show)
+	return ""
+}
+
 // Appctl runs ovs-appctl against this lab's ovs-vswitchd.
 func (l *Lab) Appctl(args ...string) (string, error) {
 	a := append([]string{"--timeout=20", "-t", l.vswitchdCtl()}, args...)
