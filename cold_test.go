@@ -102,6 +102,7 @@ func newMgmtEnv(t *testing.T) (*testEnv, *mgmtOVSDB, *mgmtController) {
 	e := newEnv(t)
 	db := &mgmtOVSDB{fakeOVSDB: e.db}
 	ctl := &mgmtController{fakeController: e.ctl, noFlood: map[uint32]bool{}}
+	e.viaMgmt = true
 	e.wrapDB = func(*fakeOVSDB) OVSDB { return db }
 	e.wrapCtl = func(*fakeController) Controller { return ctl }
 	return e, db, ctl

@@ -29,6 +29,7 @@ type labEnv struct {
 	stop func()
 	// controllerMode: the switch connects to the controller's listener.
 	controllerMode bool
+	viaMgmt        bool // Config.FirstMirrorViaManagement
 	h1, h2         *lab.Host
 	state          string
 	logs           *logtest.Hook // every entry the Manager logged
@@ -41,9 +42,14 @@ func newLabEnv(t *testing.T) *labEnv {
 
 func newLabEnvMode(t *testing.T, controllerMode bool) *labEnv {
 	t.Helper()
+	return newLabEnvWith(t, controllerMode, false)
+}
+
+func newLabEnvWith(t *testing.T, controllerMode, viaMgmt bool) *labEnv {
+	t.Helper()
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
-	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json"), controllerMode: controllerMode}
+	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json"), controllerMode: controllerMode, viaMgmt: viaMgmt}
 	e.h1 = l.AddHost(t, "br0", "h1", lab.HostConfig{MAC: "02:00:00:00:00:01", IPv4: "10.0.0.1/24"})
 	e.h2 = l.AddHost(t, "br0", "h2", lab.HostConfig{MAC: "02:00:00:00:00:02", IPv4: "10.0.0.2/24"})
 	e.stop = e.start(t)
@@ -74,7 +80,7 @@ func (e *labEnv) start(t *testing.T) (stop func()) {
 		}
 		mode = ovsdb.ControllerMode{Target: target}
 	}
-	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, mode), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}),
+	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, mode), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}), FirstMirrorViaManagement: e.viaMgmt,
 		StatePath: e.state, RetryInterval: 200 * time.Millisecond})
 	if err != nil {
 		cancel()
@@ -638,7 +644,7 @@ func (e *labEnv) addedEntry(t *testing.T, name string) *logrus.Entry {
 // was. Where OpenFlow 1.0 is not allowed the OVSDB isolation comes first.
 func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	t.Parallel()
-	e := newLabEnv(t)
+	e := newLabEnvWith(t, false, true)
 	ctx := context.Background()
 	for _, p := range []string{"mon", "mon2", "mon3"} {
 		e.l.AddInternalPort(t, "br0", p, 0)
@@ -778,7 +784,7 @@ func TestLabPrepareIsolation(t *testing.T) {
 // bundle is discarded unsent, and the seeded one goes in.
 func TestLabColdAddOutputThatReceived(t *testing.T) {
 	t.Parallel()
-	e := newLabEnv(t)
+	e := newLabEnvWith(t, false, true)
 	h3 := e.l.AddHost(t, "br0", "h3", lab.HostConfig{MAC: "02:00:00:00:00:03", IPv4: "10.0.0.3/24"})
 	e.waitPorts(t, "h3")
 	if got := h3.Ping(t, e.h1.IPv4(), 1); got != 1 {

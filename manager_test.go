@@ -30,6 +30,7 @@ type testEnv struct {
 	// wrapDB and wrapCtl, when set, wrap db and ctl for the Manager.
 	wrapDB  func(*fakeOVSDB) OVSDB
 	wrapCtl func(*fakeController) Controller
+	viaMgmt bool // Config.FirstMirrorViaManagement
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -60,7 +61,7 @@ func (e *testEnv) start() *Manager {
 	if e.wrapCtl != nil {
 		ctl = e.wrapCtl(e.ctl)
 	}
-	m, err := New(Config{Logger: logger, OVSDB: db, Controller: ctl, Compiler: fakeCompiler{},
+	m, err := New(Config{Logger: logger, OVSDB: db, Controller: ctl, Compiler: fakeCompiler{}, FirstMirrorViaManagement: e.viaMgmt,
 		StatePath: e.state, ConnectTimeout: 2 * time.Second, RetryInterval: 50 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)
