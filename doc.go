@@ -50,16 +50,20 @@
 //     restarts, is applied and the port's OpenFlow config put back as it
 //     was. Bridges whose protocols leave out OpenFlow 1.0 get the OVSDB
 //     isolation first.
-//   - The first mirror on a bridge goes in through the bridge's management
+//   - With Config.FirstMirrorViaManagement (off by default, see there) the
+//     first mirror on a bridge goes in through the bridge's management
 //     socket (Management, SessionDialer: <rundir>/<bridge>.mgmt, service
 //     mode only) while the take-over transaction is applied; flowspan's own
 //     connection then adopts the flows when it finds them all (cold.go).
-//   - When the output cannot be in NORMAL's MAC table (it never received a
+//     When the output cannot be in NORMAL's MAC table (it never received a
 //     packet and the table has no static entries, or flowspan created or
 //     isolated it) that first pipeline goes in unseeded (a destination the
 //     shadow MAC table misses predicts no egress instead of a flood) and
 //     the MAC table, whose dump costs ovs-vswitchd milliseconds when large,
 //     follows in a second bundle.
+//   - On a bridge that was never handed over the first full sync does not
+//     read the flow table first; flows a crashed run left are looked for
+//     after it (tidyLocked).
 //
 // Ids and counters. Mirror ids (cookie bits) are allocated per bridge,
 // persisted and stable for a mirror's lifetime, so a change to one mirror
