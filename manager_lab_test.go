@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -738,10 +737,7 @@ func TestLabPrepareIsolation(t *testing.T) {
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
 	l.AddInternalPort(t, "br0", "mon", 0)
-	dpid, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(l.MustVsctl(t, "get", "bridge", "br0", "datapath_id")), `"`), 16, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dpid := l.DatapathID(t, "br0")
 	ctrl := ofctrl.New(ofctrl.Config{})
 	oc := NewController(ctrl)
 	defer func() { ctrl.Close(); <-oc.Done() }()

@@ -11,7 +11,6 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,11 +225,7 @@ func rawBundle(b *testing.B, path string, mods []*openflow13.FlowMod) (total, co
 func BenchmarkApplyOVS(b *testing.B) {
 	l := lab.New(b)
 	l.AddBridge(b, "br0")
-	out := strings.Trim(strings.TrimSpace(l.MustVsctl(b, "get", "bridge", "br0", "datapath_id")), `"`)
-	dpid, err := strconv.ParseUint(out, 16, 64)
-	if err != nil {
-		b.Fatal(err)
-	}
+	dpid := l.DatapathID(b, "br0")
 	mgmt := filepath.Join(l.RunDir(), "br0.mgmt")
 	c := New(Config{})
 	defer c.Close()
@@ -351,11 +346,7 @@ func BenchmarkFlowStatsOVS(b *testing.B) {
 	const n = 10000
 	l := lab.New(b)
 	l.AddBridge(b, "br0")
-	out := strings.Trim(strings.TrimSpace(l.MustVsctl(b, "get", "bridge", "br0", "datapath_id")), `"`)
-	dpid, err := strconv.ParseUint(out, 16, 64)
-	if err != nil {
-		b.Fatal(err)
-	}
+	dpid := l.DatapathID(b, "br0")
 	c := New(Config{})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -71,11 +71,7 @@ func BenchmarkInstall10kFlows(b *testing.B) {
 	const n = 10000
 	l := lab.New(b)
 	l.AddBridge(b, "br0")
-	out := strings.Trim(strings.TrimSpace(l.MustVsctl(b, "get", "bridge", "br0", "datapath_id")), `"`)
-	dpid, err := strconv.ParseUint(out, 16, 64)
-	if err != nil {
-		b.Fatal(err)
-	}
+	dpid := l.DatapathID(b, "br0")
 	clear := func(b *testing.B) {
 		b.Helper()
 		if out, err := l.Ofctl("-O", "OpenFlow13", "del-flows", "br0", "table=1"); err != nil {

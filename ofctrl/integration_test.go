@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +25,7 @@ func newLabBridge(t *testing.T) (*lab.Lab, uint64) {
 	t.Helper()
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
-	out := strings.Trim(strings.TrimSpace(l.MustVsctl(t, "get", "bridge", "br0", "datapath_id")), `"`)
-	dpid, err := strconv.ParseUint(out, 16, 64)
-	if err != nil {
-		t.Fatalf("datapath_id %q: %v", out, err)
-	}
-	return l, dpid
+	return l, l.DatapathID(t, "br0")
 }
 
 // waitEvent returns the first event of type E (skipping others) or fails.

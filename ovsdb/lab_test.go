@@ -116,9 +116,8 @@ func TestLabBridgeFactsAndWatch(t *testing.T) {
 		return b.Ports["h1"].OFPort == uint32(of1) && b.Ports["h2"].OFPort == uint32(of2) && b.DatapathID != 0 &&
 			b.Ports["h1"].MAC != nil && b.MACAgingTime == 77*time.Second
 	})
-	dpid, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(l.MustVsctl(t, "get", "Bridge", "br0", "datapath_id")), `"`), 16, 64)
-	if err != nil || f.DatapathID != dpid {
-		t.Errorf("DatapathID = %x, ovs-vsctl says %x (%v)", f.DatapathID, dpid, err)
+	if dpid := l.DatapathID(t, "br0"); f.DatapathID != dpid {
+		t.Errorf("DatapathID = %x, ovs-vsctl says %x", f.DatapathID, dpid)
 	}
 	if f.DatapathType != "netdev" || f.FailMode != "" || len(f.Controllers) != 0 {
 		t.Errorf("bridge facts = %+v", f)

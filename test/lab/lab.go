@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -280,6 +281,17 @@ func (l *Lab) MustVsctl(t T, args ...string) string {
 func (l *Lab) Ofctl(args ...string) (string, error) {
 	a := append([]string{"--timeout=20"}, args...)
 	return run(context.Background(), l.Env(), "ovs-ofctl", a...)
+}
+
+// DatapathID returns bridge's datapath id as OVSDB reports it.
+func (l *Lab) DatapathID(t T, bridge string) uint64 {
+	t.Helper()
+	out := strings.Trim(strings.TrimSpace(l.MustVsctl(t, "get", "Bridge", bridge, "datapath_id")), `"`)
+	dpid, err := strconv.ParseUint(out, 16, 64)
+	if err != nil {
+		t.Fatalf("bridge %s: datapath_id %q: %v", bridge, out, err)
+	}
+	return dpid
 }
 
 // PortConfig10 returns the "config:" line of port on bridge as
