@@ -64,7 +64,11 @@ var (
 	_ MACTableReader   = (*ovsdbAdapter)(nil)
 	_ StaticMACCounter = (*ovsdbAdapter)(nil)
 	_ Management       = (*ovsdbAdapter)(nil)
+	_ Syncer           = (*ovsdbAdapter)(nil)
 )
+
+// Sync implements Syncer.
+func (a *ovsdbAdapter) Sync(ctx context.Context) error { return a.cl.Sync(ctx) }
 
 // ManagementTarget implements Management: the bridge's .mgmt socket in the
 // run directory of a unix: endpoint, in service mode, if it exists.

@@ -163,6 +163,15 @@ type PortIsolator interface {
 	PrepareIsolation(target string, dpid uint64)
 }
 
+// Syncer is an optional capability of an OVSDB backend whose reads come
+// from a cache: Sync returns once the cache holds everything committed
+// before the call. The Manager syncs before it reports a bridge or port as
+// missing, so that a port added by ovs-vsctl just before a flowspan command
+// is found.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
 // Management is an optional capability of an OVSDB backend: the OpenFlow
 // target of a bridge's built-in management listener (Open vSwitch's
 // <rundir>/<bridge>.mgmt socket, which every bridge has). The Manager

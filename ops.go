@@ -153,6 +153,31 @@ func (m *Manager) checkAgainstLocked(spec api.MirrorSpec, facts Bridge, strict b
 	return nil
 }
 
+// bridgeFacts reads the facts of bridge. When the bridge or one of the
+// ports in need is missing, or has no OpenFlow port number yet, it syncs
+// the OVSDB cache (Syncer) and reads again: a user who just ran
+// "ovs-vsctl add-port" expects the next flowspan command to see the port.
+func (m *Manager) bridgeFacts(ctx context.Context, bridge string, need []string) (Bridge, error) {
+	facts, err := m.cfg.OVSDB.Bridge(ctx, bridge)
+	sy, ok := m.cfg.OVSDB.(Syncer)
+	if !ok || (err != nil && !errors.Is(err, ErrNoBridge)) {
+		return facts, err
+	}
+	stale := err != nil
+	for _, p := range need {
+		if facts.Ports[p].OFPort == 0 {
+			stale = true
+		}
+	}
+	if !stale {
+		return facts, nil
+	}
+	if err := sy.Sync(ctx); err != nil {
+		return Bridge{}, err
+	}
+	return m.cfg.OVSDB.Bridge(ctx, bridge)
+}
+
 func (m *Manager) allocIDLocked(bridge string) uint32 {
 	used := map[uint32]bool{}
 	for _, mi := range m.mirrorsOf(bridge) {
@@ -198,7 +223,14 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		return nil, api.WithCode(api.CodeExists, fmt.Errorf("mirror %q: already exists", spec.Name))
 	}
 	log := m.log.WithFields(logrus.Fields{"mirror": spec.Name, "bridge": spec.Bridge})
-	facts, err := m.cfg.OVSDB.Bridge(ctx, spec.Bridge)
+	var need []string
+	if strict {
+		need = selectedPorts(spec)
+		if !createsPort(spec) && spec.Output.Port != "" {
+			need = append(need, spec.Output.Port)
+		}
+	}
+	facts, err := m.bridgeFacts(ctx, spec.Bridge, need)
 	bridgeMissing := errors.Is(err, ErrNoBridge)
 	switch {
 	case bridgeMissing && strict:
@@ -846,7 +878,7 @@ func (m *Manager) Release(ctx context.Context, bridge string) (api.ReleaseResult
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	res := api.ReleaseResult{Bridge: bridge, Deleted: []string{}}
-	facts, err := m.cfg.OVSDB.Bridge(ctx, bridge)
+	facts, err := m.bridgeFacts(ctx, bridge, nil)
 	if errors.Is(err, ErrNoBridge) {
 		return res, invalidf("bridge %q: no such bridge", bridge)
 	} else if err != nil {

@@ -284,6 +284,22 @@ func (c *Client) Bridges(ctx context.Context) ([]string, error) {
 	return slices.Sorted(maps.Keys(v.bridges)), nil
 }
 
+// Sync returns once the client's cache holds every change committed to the
+// database before the call, e.g. a port that ovs-vsctl added a moment ago
+// and whose update is still on its way. ovsdb-server sends a session's
+// pending monitor updates before it reads the session's next request, and
+// libovsdb applies updates in the order they arrive, so the reply to an
+// echo comes after them.
+func (c *Client) Sync(ctx context.Context) error {
+	if err := c.waitUp(ctx); err != nil {
+		return err
+	}
+	if err := c.ovs.Echo(ctx); err != nil {
+		return fmt.Errorf("ovsdb %s: sync: %w", c.endpoint, err)
+	}
+	return nil
+}
+
 // WaitOFPort waits until ovs-vswitchd has assigned an OpenFlow port number
 // to the port's interface and returns it. It fails when the interface
 // failed (ErrPortFailed, with Interface.error), when the port does not

@@ -843,3 +843,30 @@ func TestLabIsolatePortWaitsForVswitchd(t *testing.T) {
 		t.Fatalf("IsolatePort with ovs-vswitchd stopped: %v, want a timeout saying it was not applied", err)
 	}
 }
+
+// TestLabSync: after Sync the cache holds what another client committed
+// just before, even when that client did not wait for ovs-vswitchd.
+func TestLabSync(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t)
+	l.AddBridge(t, "br0")
+	c := dialLab(t, l)
+	ctx := testCtx(t)
+	if _, err := c.Bridge(ctx, "br0"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		name := fmt.Sprintf("p%d", i)
+		l.MustVsctl(t, "--no-wait", "add-port", "br0", name, "--", "set", "Interface", name, "type=internal")
+		if err := c.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.Bridge(ctx, "br0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := b.Ports[name]; !ok {
+			t.Fatalf("round %d: port %s not in the cache after Sync", i, name)
+		}
+	}
+}
