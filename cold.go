@@ -56,7 +56,7 @@ func (s *coldSession) close() {
 // managementTargetLocked returns the management socket through which a
 // first mirror on bridge can be programmed, or "".
 func (m *Manager) managementTargetLocked(bridge string) string {
-	if !m.cfg.FirstMirrorViaManagement {
+	if m.cfg.TakeOverFirst {
 		return ""
 	}
 	mg, ok := m.cfg.OVSDB.(Management)

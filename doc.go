@@ -50,8 +50,7 @@
 //     restarts, is applied and the port's OpenFlow config put back as it
 //     was. Bridges whose protocols leave out OpenFlow 1.0 get the OVSDB
 //     isolation first.
-//   - With Config.FirstMirrorViaManagement (off by default, see there) the
-//     first mirror on a bridge goes in through the bridge's management
+//   - The first mirror on a bridge goes in through the bridge's management
 //     socket (Management, SessionDialer: <rundir>/<bridge>.mgmt, service
 //     mode only) while the take-over transaction is applied; flowspan's own
 //     connection then adopts the flows when it finds them all (cold.go).

@@ -56,14 +56,14 @@ type Config struct {
 	// Go runtime alone keeps the high-water mark for minutes). Default 1 s;
 	// negative disables it.
 	IdleRelease time.Duration
-	// FirstMirrorViaManagement programs a bridge's first mirror through the
-	// bridge's management socket while the take-over is applied (cold.go),
-	// for a first copy about as fast as a native Mirror's. Off by default:
-	// in 2 of 4 CI runs ovs-vswitchd 3.1 aborted
-	// (classifier.c:696 assertion !displaced_rule in classifier_insert)
-	// during rapid take-over/release cycles under traffic with it, and the
-	// cause is not known yet. Without it the bridge is taken over first.
-	FirstMirrorViaManagement bool
+	// TakeOverFirst makes a bridge's first mirror wait for the take-over
+	// (flowspan's controller target, a reconfiguration, a connection)
+	// instead of going in through the bridge's management socket while the
+	// take-over is applied (cold.go), which gives a first copy about as
+	// fast as a native Mirror's. The management socket is used only in
+	// service mode with a local unix: OVSDB endpoint; this forces the
+	// slower order everywhere.
+	TakeOverFirst bool
 }
 
 // Manager owns the desired mirrors of every bridge and reconciles switches

@@ -28,7 +28,7 @@ type labEnv struct {
 	stop func()
 	// controllerMode: the switch connects to the controller's listener.
 	controllerMode bool
-	viaMgmt        bool // Config.FirstMirrorViaManagement
+	takeOverFirst  bool // Config.TakeOverFirst
 	h1, h2         *lab.Host
 	state          string
 	logs           *logtest.Hook // every entry the Manager logged
@@ -44,11 +44,11 @@ func newLabEnvMode(t *testing.T, controllerMode bool) *labEnv {
 	return newLabEnvWith(t, controllerMode, false)
 }
 
-func newLabEnvWith(t *testing.T, controllerMode, viaMgmt bool) *labEnv {
+func newLabEnvWith(t *testing.T, controllerMode, takeOverFirst bool) *labEnv {
 	t.Helper()
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
-	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json"), controllerMode: controllerMode, viaMgmt: viaMgmt}
+	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json"), controllerMode: controllerMode, takeOverFirst: takeOverFirst}
 	e.h1 = l.AddHost(t, "br0", "h1", lab.HostConfig{MAC: "02:00:00:00:00:01", IPv4: "10.0.0.1/24"})
 	e.h2 = l.AddHost(t, "br0", "h2", lab.HostConfig{MAC: "02:00:00:00:00:02", IPv4: "10.0.0.2/24"})
 	e.stop = e.start(t)
@@ -79,7 +79,7 @@ func (e *labEnv) start(t *testing.T) (stop func()) {
 		}
 		mode = ovsdb.ControllerMode{Target: target}
 	}
-	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, mode), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}), FirstMirrorViaManagement: e.viaMgmt,
+	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, mode), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}), TakeOverFirst: e.takeOverFirst,
 		StatePath: e.state, RetryInterval: 200 * time.Millisecond})
 	if err != nil {
 		cancel()
@@ -576,9 +576,21 @@ func TestLabPortAddedJustBefore(t *testing.T) {
 // warm. Known unicast h1→h2 is not the egress of the bystander h3 — as for
 // the native Mirror — right away, before h2 sends again: the shadow MAC
 // table was seeded from fdb/show (an empty one predicts a flood, 5 copies).
+// Both ways to a bridge's first mirror: through the management socket (the
+// default) and with Config.TakeOverFirst.
 func TestLabSeededMACTable(t *testing.T) {
-	t.Parallel()
-	e := newLabEnv(t)
+	for _, tc := range []struct {
+		name          string
+		takeOverFirst bool
+	}{{"management socket", false}, {"take over first", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testSeededMACTable(t, newLabEnvWith(t, false, tc.takeOverFirst))
+		})
+	}
+}
+
+func testSeededMACTable(t *testing.T, e *labEnv) {
 	ctx := context.Background()
 	e.l.AddHost(t, "br0", "h3", lab.HostConfig{MAC: "02:00:00:00:00:03", IPv4: "10.0.0.3/24"})
 	e.l.AddInternalPort(t, "br0", "mirror0", 0)
@@ -597,6 +609,9 @@ func TestLabSeededMACTable(t *testing.T) {
 	spec := api.MirrorSpec{Name: "m", Bridge: "br0", Egress: []string{"h3"}, Output: api.Output{Port: "mirror0"}}
 	if _, err := e.m.AddMirror(ctx, spec, api.OriginAPI); err != nil {
 		t.Fatal(err)
+	}
+	if via := e.addedEntry(t, "m").Data["via_management_socket"]; via != !e.takeOverFirst {
+		t.Errorf("via_management_socket = %v, want %v", via, !e.takeOverFirst)
 	}
 	if got := e.udpCopies(t, "mirror0", 5002, 5); got != 0 {
 		t.Fatalf("h1→h2 (known unicast) copied %d times as h3's egress, want 0 (as the native mirror)", got)
@@ -668,7 +683,7 @@ func (e *labEnv) addedEntry(t *testing.T, name string) *logrus.Entry {
 // was. Where OpenFlow 1.0 is not allowed the OVSDB isolation comes first.
 func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	t.Parallel()
-	e := newLabEnvWith(t, false, true)
+	e := newLabEnv(t)
 	ctx := context.Background()
 	for _, p := range []string{"mon", "mon2", "mon3"} {
 		e.l.AddInternalPort(t, "br0", p, 0)
@@ -804,7 +819,7 @@ func TestLabPrepareIsolation(t *testing.T) {
 // bundle is discarded unsent, and the seeded one goes in.
 func TestLabColdAddOutputThatReceived(t *testing.T) {
 	t.Parallel()
-	e := newLabEnvWith(t, false, true)
+	e := newLabEnv(t)
 	h3 := e.l.AddHost(t, "br0", "h3", lab.HostConfig{MAC: "02:00:00:00:00:03", IPv4: "10.0.0.3/24"})
 	if got := h3.Ping(t, e.h1.IPv4(), 1); got != 1 {
 		t.Fatalf("h3 ping: %d replies", got)

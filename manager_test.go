@@ -30,7 +30,7 @@ type testEnv struct {
 	// wrapDB and wrapCtl, when set, wrap db and ctl for the Manager.
 	wrapDB  func(*fakeOVSDB) OVSDB
 	wrapCtl func(*fakeController) Controller
-	viaMgmt bool // Config.FirstMirrorViaManagement
+	viaMgmt bool // !Config.TakeOverFirst
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -61,7 +61,7 @@ func (e *testEnv) start() *Manager {
 	if e.wrapCtl != nil {
 		ctl = e.wrapCtl(e.ctl)
 	}
-	m, err := New(Config{Logger: logger, OVSDB: db, Controller: ctl, Compiler: fakeCompiler{}, FirstMirrorViaManagement: e.viaMgmt,
+	m, err := New(Config{Logger: logger, OVSDB: db, Controller: ctl, Compiler: fakeCompiler{}, TakeOverFirst: !e.viaMgmt,
 		StatePath: e.state, ConnectTimeout: 2 * time.Second, RetryInterval: 50 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)

@@ -674,7 +674,7 @@ func (c *compiler) emitStatic() {
 				continue
 			}
 			c.add(tLearn, 10, pipe, Match{}.WithInPort(pf.OFPort), ActLearn{
-				Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(aging), DeleteLearned: true,
+				Table: c.table(tMACs), Priority: learnedPriority, HardTimeout: uint16(aging), DeleteLearned: true,
 				Cookie: uint64(LearnedCookie(pf.OFPort)), Regs: c.regs,
 			}, toPredict)
 		}

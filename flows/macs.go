@@ -162,7 +162,7 @@ func MACFlows(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntr
 		left := (aging - e.Age).Seconds()
 		left = min(max(left, 1), 65535)
 		out = append(out, Flow{
-			Table: c.table(tMACs), Priority: 10, HardTimeout: uint16(left),
+			Table: c.table(tMACs), Priority: seedPriority, HardTimeout: uint16(left),
 			Cookie:  uint64(cookie),
 			Match:   Match{}.WithReg(c.regs.Meta, uint32(e.VLAN), metaVLANMask).WithEthDst(e.MAC, allOnesMAC),
 			Actions: []Action{ActLoad{c.regs.egress().Range(0, 16), egress}},
@@ -170,6 +170,20 @@ func MACFlows(cfg Config, mirrors []Mirror, facts BridgeFacts, entries []MACEntr
 	}
 	return out, nil
 }
+
+// Learned MAC flows and seeds share the MAC table at different priorities,
+// so that a seed never has the same match and priority as a learned flow: a
+// learned flow (newer) wins the lookup, and a seed lasts no longer than one
+// learned after it. With equal priorities a bundle that adds seeds while the
+// learn actions are live can make ovs-vswitchd abort (seen with 3.1: it
+// reads the bundle's version before it takes the lock that learning also
+// takes, so a learn in between inserts an identical rule at a later
+// version, and the bundle's insert finds it: classifier.c "assertion
+// !displaced_rule failed in classifier_insert()").
+const (
+	learnedPriority = 10
+	seedPriority    = 9
+)
 
 // LearnedCookie is the cookie of the MAC-table flows learned on (or seeded
 // for) ofport.

@@ -25,7 +25,7 @@ var Pipeline = []TableSpec{
 		fInPort | fEthAddr, []uint8{tPredict}, false, "priority-0 flow: goto predict"},
 	{tPredict, "predict", "egress register := where NORMAL sends the packet: none, flood, or the learned port",
 		fEthAddr, []uint8{tMACs, tDispatch}, false, "priority-0 flow: flood unless learned, goto dispatch"},
-	{tMACs, "macs", "learned MAC flows (written only by the learn action)",
+	{tMACs, "macs", "learned MAC flows (priority 10, written by the learn action) and MAC table seeds from fdb/show (priority 9, outlived by any flow learned later)",
 		fReg | fEthAddr, nil, false, "no change (resubmit miss)"},
 	{tDispatch, "dispatch", "for each output: clear DONE; for each of its mirrors: load mirror ID, resubmit(,select); then continue (not when egress is EgressDrop)",
 		fReg, []uint8{tSelect}, true, "priority-0 flow always matches"},
