@@ -155,6 +155,9 @@ type fakeSwitch struct {
 	applies []Changes
 	failErr error             // next Apply fails with this
 	packets map[uint64]uint64 // per cookie
+	// resurrect goes back in right after the next Apply that deletes by
+	// cookie (a learned flow ovs-vswitchd inserts as the bundle commits).
+	resurrect []FlowEntry
 }
 
 func newFakeSwitch() *fakeSwitch {
@@ -189,6 +192,12 @@ func (s *fakeSwitch) Apply(_ context.Context, ch Changes) error {
 				delete(s.flows, k)
 			}
 		}
+	}
+	if len(ch.DeleteCookies) > 0 {
+		for _, f := range s.resurrect {
+			s.flows[f.key()] = f
+		}
+		s.resurrect = nil
 	}
 	return nil
 }

@@ -888,11 +888,30 @@ func (m *Manager) drainLocked(ctx context.Context, b *bridgeState) error {
 	if !ok {
 		return fmt.Errorf("bridge %s: releasing: %w", b.name, errNotConnected)
 	}
-	if err := sw.Apply(ctx, m.removeAllChanges()); err != nil {
+	if err := m.removeAllLocked(ctx, b.name, sw); err != nil {
 		return fmt.Errorf("bridge %s: removing flows: %w", b.name, err)
 	}
 	b.installed, b.synced = nil, false
 	return m.releaseLocked(ctx, b)
+}
+
+// removeAllLocked removes every flowspan flow from sw (removeAllChanges),
+// then looks for flowspan flows that are still there and deletes them
+// again. ovs-vswitchd can miss a learned flow that a learn action inserts
+// while the bundle waits for its lock (it reads the bundle's version
+// before taking the lock), and 3.1 before 3.1.3 can put back a learned
+// flow just deleted (its xlate cache refreshes it).
+func (m *Manager) removeAllLocked(ctx context.Context, bridge string, sw Switch) error {
+	if err := sw.Apply(ctx, m.removeAllChanges()); err != nil {
+		return err
+	}
+	cl := m.cfg.Compiler.Cookies()
+	left, err := sw.FlowStats(ctx, cl.App, cl.AppMask)
+	if err != nil || len(left) == 0 {
+		return err
+	}
+	m.log.WithFields(logrus.Fields{"bridge": bridge, "flows": len(left)}).Info("flowspan flows left after removing them all: deleting them again")
+	return sw.Apply(ctx, Changes{DeleteCookies: []CookieMatch{{Cookie: cl.App, Mask: cl.AppMask}}})
 }
 
 func (m *Manager) releaseLocked(ctx context.Context, b *bridgeState) error {

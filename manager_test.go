@@ -452,6 +452,24 @@ func TestDeleteLastReleases(t *testing.T) {
 	}
 }
 
+// A learned flow that ovs-vswitchd inserts while the bundle removing all of
+// flowspan's flows commits is deleted too.
+func TestDeleteLastRemovesLateLearnedFlows(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.add(spec1())
+	sw := e.ctl.sw(1)
+	sw.mu.Lock()
+	sw.resurrect = []FlowEntry{{Table: 9, Priority: 10, Cookie: fakeCookies.Learned | 1, Match: "dl_dst=02:00:00:00:00:01", Flow: fakeFlow{"table=9 learned", "load:1"}}}
+	sw.mu.Unlock()
+	if err := e.m.DeleteMirror(context.Background(), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sw.texts(); !slices.Equal(got, []string{"priority=0 actions=NORMAL"}) {
+		t.Fatalf("flows after the last mirror went: %q, want only the restored NORMAL flow", got)
+	}
+}
+
 func TestDeleteSwitchFailureKeepsMirror(t *testing.T) {
 	e := newEnv(t)
 	e.start()

@@ -909,7 +909,7 @@ func (m *Manager) Release(ctx context.Context, bridge string) (api.ReleaseResult
 		}
 		if !ok {
 			m.log.WithField("bridge", bridge).Warn("release: switch not connected; flowspan's flows stay until the bridge is taken over again")
-		} else if err := sw.Apply(ctx, m.removeAllChanges()); err != nil {
+		} else if err := m.removeAllLocked(ctx, bridge, sw); err != nil {
 			m.log.WithError(err).WithField("bridge", bridge).Warn("release: removing flows failed")
 		}
 	}

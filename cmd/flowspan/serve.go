@@ -30,6 +30,8 @@ type serveOptions struct {
 	api     string
 	state   string
 	metrics string
+	// takeOverFirst: flowspan.Config.TakeOverFirst.
+	takeOverFirst bool
 }
 
 func parseServeArgs(args []string) (*serveOptions, error) {
@@ -44,6 +46,7 @@ func parseServeArgs(args []string) (*serveOptions, error) {
 	fs.StringVar(&o.api, "api", "unix:"+api.DefaultSocket, "API socket `unix:PATH`")
 	fs.StringVar(&o.state, "state", "/var/lib/flowspan/state.json", "state `FILE` (mirror definitions)")
 	fs.StringVar(&o.metrics, "metrics", "127.0.0.1:9464", "Prometheus metrics `ADDR` (\"\" = off)")
+	fs.BoolVar(&o.takeOverFirst, "take-over-first", false, "program a bridge's first mirror only after taking the bridge over, not through its management socket")
 	pos, _, _, err := parseArgs(fs, args)
 	if err != nil {
 		return nil, err

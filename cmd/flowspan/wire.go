@@ -60,11 +60,12 @@ func newDaemon(ctx context.Context, o *serveOptions, log *logrus.Logger) (d daem
 		mode = ovsdb.ControllerMode{Target: target}
 	}
 	mgr, err := flowspan.New(flowspan.Config{
-		Logger:     log.WithField("component", "manager"),
-		OVSDB:      flowspan.NewOVSDB(db, mode),
-		Controller: flowspan.NewController(ctrl),
-		Compiler:   flowspan.NewFlowsCompiler(flows.Config{}),
-		StatePath:  o.state,
+		Logger:        log.WithField("component", "manager"),
+		OVSDB:         flowspan.NewOVSDB(db, mode),
+		Controller:    flowspan.NewController(ctrl),
+		Compiler:      flowspan.NewFlowsCompiler(flows.Config{}),
+		StatePath:     o.state,
+		TakeOverFirst: o.takeOverFirst,
 	})
 	if err != nil {
 		closeDeps()

@@ -246,9 +246,30 @@ func TestInvalidInput(t *testing.T) {
 // TestHandoverNoLoss pings continuously while flowspan takes the bridge over
 // (first mirror added) and releases it (last mirror deleted), several
 // times: no forwarded packet may be lost or duplicated (DESIGN.md 3.11).
+// Both ways to a first mirror: through the bridge's management socket (the
+// default) and --take-over-first.
 func TestHandoverNoLoss(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		via  string
+	}{
+		{"management socket", nil, "via_management_socket=true"},
+		{"take over first", []string{"--take-over-first"}, "via_management_socket=false"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.args...)
+			testHandoverNoLoss(t, e)
+			out := e.d.out.String()
+			if !strings.Contains(out, tc.via) || strings.Count(out, "mirror added") != strings.Count(out, tc.via) {
+				t.Errorf("every \"mirror added\" should log %s:\n%s", tc.via, out)
+			}
+		})
+	}
+}
+
+func testHandoverNoLoss(t *testing.T, e *env) {
 	hs := e.hosts(2)
 	h1, h2 := hs[0], hs[1]
 	e.outputPort("m0")
