@@ -158,6 +158,8 @@ type fakeSwitch struct {
 	// resurrect goes back in right after the next Apply that deletes by
 	// cookie (a learned flow ovs-vswitchd inserts as the bundle commits).
 	resurrect []FlowEntry
+	// onStats, if set, runs (without the lock) before FlowStats answers.
+	onStats func(cookie, mask uint64)
 }
 
 func newFakeSwitch() *fakeSwitch {
@@ -203,6 +205,12 @@ func (s *fakeSwitch) Apply(_ context.Context, ch Changes) error {
 }
 
 func (s *fakeSwitch) FlowStats(_ context.Context, cookie, mask uint64) ([]FlowStat, error) {
+	s.mu.Lock()
+	hook := s.onStats
+	s.mu.Unlock()
+	if hook != nil {
+		hook(cookie, mask)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []FlowStat

@@ -76,7 +76,12 @@ const fdbText = ` port  VLAN  MAC                Age
 
 func (e *testEnv) startSeeding(macs MACTableReader, logger logrus.FieldLogger) *Manager {
 	e.t.Helper()
-	m, err := New(Config{Logger: logger, OVSDB: e.db, Controller: e.ctl, Compiler: seedingCompiler{},
+	return e.startSeedingWith(macs, logger, e.ctl)
+}
+
+func (e *testEnv) startSeedingWith(macs MACTableReader, logger logrus.FieldLogger, ctl Controller) *Manager {
+	e.t.Helper()
+	m, err := New(Config{Logger: logger, OVSDB: e.db, Controller: ctl, Compiler: seedingCompiler{},
 		MACTable: macs, StatePath: e.state, ConnectTimeout: 2 * time.Second, RetryInterval: 50 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)
@@ -416,5 +421,51 @@ func TestParseStaticMACs(t *testing.T) {
 	}
 	if _, err := parseStaticMACs("  Current static MAC entries in the table : many\n"); err == nil || !strings.Contains(err.Error(), "many") {
 		t.Fatalf("garbage count: %v", err)
+	}
+}
+
+// A warm add isolating its output over OpenFlow does not wait for the
+// shadow table to say whether NORMAL learned MACs on the output: the bundle
+// goes out, its commit waits for the answer, and when the answer is yes the
+// bundle is sent again with those entries seeded.
+func TestWarmAddOutputLearnedAnswersLate(t *testing.T) {
+	e := newEnv(t)
+	ctl := &mgmtController{fakeController: e.ctl, noFlood: map[uint32]bool{}}
+	macs := &fakeMACTable{text: " port  VLAN  MAC                Age\n    1     0  02:00:00:00:00:01    3\n    3     0  02:00:00:00:00:03    5\n"}
+	logger, _ := test.NewNullLogger()
+	e.startSeedingWith(macs, logger, ctl)
+	e.add(spec1()) // takes br0 over, seeds p3's entry as learned there
+	sw := e.ctl.sw(1)
+	sw.mu.Lock()
+	before := len(sw.applies)
+	sw.onStats = func(_, mask uint64) {
+		if mask == ^uint64(0) { // the shadow table's entries of one port
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	sw.mu.Unlock()
+	s2 := spec1()
+	s2.Name, s2.Ports, s2.Output = "m2", []string{"p2"}, api.Output{Port: "p3"}
+	e.add(s2)
+	sw.mu.Lock()
+	added := slices.Clone(sw.applies[before:])
+	sw.mu.Unlock()
+	if len(added) != 1 {
+		t.Fatalf("%d bundles for the second mirror, want 1", len(added))
+	}
+	var seeded []string
+	for _, f := range added[0].Add {
+		if strings.HasPrefix(f.Flow.String(), "learned,") {
+			seeded = append(seeded, f.Flow.String())
+		}
+	}
+	if len(seeded) != 1 || !strings.Contains(seeded[0], "02:00:00:00:00:03") {
+		t.Fatalf("seeds in the second mirror's bundle: %q, want p3's entry only", seeded)
+	}
+	ctl.mu.Lock()
+	isolations := slices.Clone(ctl.isolations)
+	ctl.mu.Unlock()
+	if len(isolations) != 1 {
+		t.Fatalf("isolations over OpenFlow: %q, want p3's", isolations)
 	}
 }

@@ -318,9 +318,12 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	}
 	// isoGate, on a warm add isolating its output over OpenFlow, says
 	// whether that isolation is done (errNotIsolated: it failed, and
-	// isolateOVSDB must isolate the port first).
+	// isolateOVSDB must isolate the port first), and, when outputSeeds is
+	// set, whether NORMAL may have learned MACs on the output
+	// (errOutputLearned: outputSeeds reads them into b.seeds).
 	var (
 		isoGate      func(context.Context) error
+		outputSeeds  func(mirrors []*mirror)
 		isolateOVSDB func() error
 		// waitDBIsolation waits for the warm add's OVSDB isolation of the
 		// output (started early, so ovs-vswitchd reconfigures while the
@@ -455,19 +458,56 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			// What NORMAL learned on the port, read before isolation
 			// flushes it, is seeded with the mirror's flows (MACSeeder).
 			// The shadow table says whether there is anything to read (a
-			// large MAC table takes milliseconds to dump).
-			if <-learned {
+			// large MAC table takes milliseconds to dump). Unless it has
+			// answered already, the bundle goes out meanwhile, assuming
+			// nothing, and its commit waits for the answer: when there is
+			// something after all, the bundle is discarded and sent again
+			// with the port's entries (outputSeeds).
+			var (
+				lrn        bool
+				lrnPending = true
+			)
+			awaitLearned := func() bool {
+				if lrnPending {
+					lrn, lrnPending = <-learned, false
+				}
+				return lrn
+			}
+			select {
+			case lrn = <-learned:
+				lrnPending = false
+			default:
+			}
+			if !lrnPending && lrn {
 				awaitIso()
 				outMACs = m.portMACsLocked(ctx, spec.Bridge, p.OFPort)
+			} else if lrnPending {
+				outputSeeds = func(mirrors []*mirror) {
+					awaitIso()
+					if text := m.portMACsLocked(ctx, spec.Bridge, p.OFPort); text != "" {
+						b.seeds, _ = m.macFlowsLocked(b, mirrors, fdbResult{text: text})
+					}
+				}
 			}
 			isoGate = func(context.Context) error {
+				if outputSeeds != nil && awaitLearned() {
+					return errOutputLearned
+				}
 				if !awaitIso() {
 					return errNotIsolated
 				}
 				return nil
 			}
 			if isoc == nil && lateIsolate == "" {
-				// Known already: no isolation over OpenFlow.
+				// Known already: no isolation over OpenFlow. What NORMAL
+				// learned on the port is read before the OVSDB isolation
+				// flushes it.
+				if outputSeeds != nil {
+					if awaitLearned() {
+						outMACs = m.portMACsLocked(ctx, spec.Bridge, p.OFPort)
+					}
+					outputSeeds = nil
+				}
 				if err := isolateOVSDB(); err != nil {
 					rollback()
 					return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
@@ -542,7 +582,13 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		}
 		if isoGate != nil && (!ok || sw != b.sw || !b.synced) {
 			// No diff bundle to overlap the isolation with.
-			if isoGate(ctx) != nil {
+			err := isoGate(ctx)
+			if errors.Is(err, errOutputLearned) {
+				outputSeeds(mirrors)
+				outputSeeds = nil
+				err = isoGate(ctx)
+			}
+			if err != nil {
 				if err := isolateOVSDB(); err != nil {
 					rollback()
 					return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)
@@ -562,6 +608,14 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			}
 			pre := prog
 			prog, err = m.applyCompiledLocked(ctx, b, asw, mirrors, &pre, preGen, fdb)
+			if errors.Is(err, errOutputLearned) {
+				// Nothing changed: again, with what NORMAL learned on the
+				// output seeded as dropped.
+				b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
+				outputSeeds(mirrors)
+				outputSeeds = nil
+				prog, err = m.applyCompiledLocked(ctx, b, gatedSwitch{sw, isoGate}, mirrors, &pre, preGen, fdb)
+			}
 			if errors.Is(err, errNotIsolated) {
 				// Nothing changed: isolate in OVSDB, then the flows.
 				b.installed, b.synced, b.gen, b.sw = oldInstalled, oldSynced, oldGen, oldSw
@@ -587,8 +641,15 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		}
 	}
 	tApplied := time.Since(start) // the flows are in the switch
-	if isoGate != nil {
-		_ = isoGate(ctx) // settled (no bundle was needed, or it committed)
+	if isoGate != nil && errors.Is(isoGate(ctx), errOutputLearned) {
+		// No bundle was needed, so none waited for the answer.
+		outputSeeds(mirrors)
+		if len(b.seeds) > 0 {
+			if err := sw.Apply(ctx, Changes{Add: b.seeds}); err != nil {
+				log.WithError(err).Warn("seeding the output's MAC entries failed")
+			}
+			b.seeds = nil
+		}
 	}
 	if lateIsolate != "" {
 		if err := waitDBIsolation(); err != nil {
