@@ -81,7 +81,7 @@ models:
 	cp /usr/share/openvswitch/vswitch.ovsschema ovsdb/vswitchd/vswitch.ovsschema
 	$(GO) generate ./ovsdb/vswitchd
 
-## bench: flowspan vs OVS's own tools on private OVS labs (root; a few minutes, bounded to ~18);
+## bench: flowspan vs OVS's own tools on private OVS labs (root; a few minutes, bounded to ~15);
 ## prints the table and writes bench/results.md. A smoke run (TestSmoke in ./bench) is part of make test.
 bench: deps build
 	$(GO) run ./bench -flowspan bin/flowspan -out bench/results.md

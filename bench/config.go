@@ -53,11 +53,11 @@ func fullConfig() Config {
 		ScaleSizes:       []ScaleSize{{64, 2500}, {128, 5000}, {256, 10000}},
 		ScaleReps:        3,
 		Budget:           4 * time.Minute,
-		// About 17 minutes in all at most, plus the last run of each section (a
+		// About 14 minutes in all at most, plus the last run of each section (a
 		// full run takes 6–8 minutes on a quiet 2-CPU machine). The ratios
 		// move ±20 % from round to round on such a machine: the rounds are
 		// many so that their median is stable.
-		Budgets: map[int]time.Duration{1: 240 * time.Second, 2: 270 * time.Second, 3: 280 * time.Second, 4: 210 * time.Second},
+		Budgets: map[int]time.Duration{1: 200 * time.Second, 2: 240 * time.Second, 3: 230 * time.Second, 4: 170 * time.Second},
 	}
 }
 
