@@ -361,24 +361,7 @@ func TestOutputPortMACsSeededAndRemoved(t *testing.T) {
 	sw.mu.Lock()
 	before := len(sw.applies)
 	sw.mu.Unlock()
-	s2 := spec1()
-	s2.Name, s2.Ports, s2.Output = "m2", []string{"p2"}, api.Output{Port: "p3"}
-	e.add(s2)
-	sw.mu.Lock()
-	added := slices.Clone(sw.applies[before:])
-	sw.mu.Unlock()
-	if len(added) != 1 {
-		t.Fatalf("%d bundles for the second mirror, want 1", len(added))
-	}
-	var seeded []string
-	for _, f := range added[0].Add {
-		if strings.HasPrefix(f.Flow.String(), "learned,") {
-			seeded = append(seeded, f.Flow.String())
-		}
-	}
-	if len(seeded) != 1 || !strings.Contains(seeded[0], "02:00:00:00:00:03") {
-		t.Fatalf("seeds in the second mirror's bundle: %q, want p3's entry only", seeded)
-	}
+	addToP3SeedsP3(t, e, sw, before)
 	if err := e.m.DeleteMirror(context.Background(), "m2"); err != nil {
 		t.Fatal(err)
 	}
@@ -444,6 +427,20 @@ func TestWarmAddOutputLearnedAnswersLate(t *testing.T) {
 		}
 	}
 	sw.mu.Unlock()
+	addToP3SeedsP3(t, e, sw, before)
+	ctl.mu.Lock()
+	isolations := slices.Clone(ctl.isolations)
+	ctl.mu.Unlock()
+	if len(isolations) != 1 {
+		t.Fatalf("isolations over OpenFlow: %q, want p3's", isolations)
+	}
+}
+
+// addToP3SeedsP3 adds mirror m2 (p2 to output p3, on which the shadow
+// table has learned p3's MAC) and checks that it took one bundle (after
+// the before-th) seeding p3's entry and no other.
+func addToP3SeedsP3(t *testing.T, e *testEnv, sw *fakeSwitch, before int) {
+	t.Helper()
 	s2 := spec1()
 	s2.Name, s2.Ports, s2.Output = "m2", []string{"p2"}, api.Output{Port: "p3"}
 	e.add(s2)
@@ -461,11 +458,5 @@ func TestWarmAddOutputLearnedAnswersLate(t *testing.T) {
 	}
 	if len(seeded) != 1 || !strings.Contains(seeded[0], "02:00:00:00:00:03") {
 		t.Fatalf("seeds in the second mirror's bundle: %q, want p3's entry only", seeded)
-	}
-	ctl.mu.Lock()
-	isolations := slices.Clone(ctl.isolations)
-	ctl.mu.Unlock()
-	if len(isolations) != 1 {
-		t.Fatalf("isolations over OpenFlow: %q, want p3's", isolations)
 	}
 }
