@@ -309,8 +309,8 @@ func (a *OFController) IsolateNow(ctx context.Context, target string, dpid uint6
 }
 
 // modPort sets port config bits over the OpenFlow 1.0 connection kept per
-// target (a new one when there is none or it broke: OVS drops an idle one
-// that does not answer its echo requests).
+// target (a new one when there is none or it went down: the switch closed
+// it, e.g. with the listener of a released bridge).
 func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, ofport, config, mask uint32) (uint32, error) {
 	a.pmu.Lock()
 	defer a.pmu.Unlock()
@@ -319,7 +319,7 @@ func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, 
 	}
 	for attempt := 0; ; attempt++ {
 		pc := a.portConns[target]
-		if pc == nil || pc.DPID() != dpid {
+		if pc == nil || pc.DPID() != dpid || isDown(pc) {
 			if pc != nil {
 				_ = pc.Close()
 			}
@@ -348,7 +348,7 @@ func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, 
 func (a *OFController) PrepareIsolation(target string, dpid uint64) {
 	a.pmu.Lock()
 	defer a.pmu.Unlock()
-	if a.pclosed || a.portConns[target] != nil {
+	if pc := a.portConns[target]; a.pclosed || (pc != nil && !isDown(pc)) {
 		return
 	}
 	a.pwg.Add(1)
@@ -362,15 +362,27 @@ func (a *OFController) PrepareIsolation(target string, dpid uint64) {
 		}
 		a.pmu.Lock()
 		defer a.pmu.Unlock()
-		if a.pclosed || a.portConns[target] != nil {
+		if old := a.portConns[target]; a.pclosed || (old != nil && !isDown(old)) {
 			_ = pc.Close()
 			return
+		} else if old != nil {
+			_ = old.Close()
 		}
 		if a.portConns == nil {
 			a.portConns = map[string]*ofctrl.PortConn{}
 		}
 		a.portConns[target] = pc
 	}()
+}
+
+// isDown says whether pc's connection is down.
+func isDown(pc *ofctrl.PortConn) bool {
+	select {
+	case <-pc.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // prepareTimeout bounds PrepareIsolation's dial.

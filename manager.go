@@ -341,6 +341,7 @@ func (m *Manager) switchesChanged(ctx context.Context) {
 		case ok && (sw != b.sw || !b.synced):
 			log.Info("switch connected: full sync")
 			m.reconcileLocked(ctx, b)
+			m.prepareIsolationLocked(b) // the old OpenFlow 1.0 connection went down with the switch
 		case !ok && b.sw != nil:
 			log.Warn("switch disconnected")
 			b.synced, b.sw = false, nil
@@ -869,11 +870,18 @@ func (m *Manager) tookOverLocked(b *bridgeState, target string) error {
 			return fmt.Errorf("bridge %s: dial %s: %w", b.name, target, err)
 		}
 		b.dialCancel, b.target = cancel, target
-		if pi, ok := m.cfg.Controller.(PortIsolator); ok && strings.HasPrefix(target, "unix:") {
-			pi.PrepareIsolation(target, b.dpid) // for the next mirror's output
-		}
+		m.prepareIsolationLocked(b)
 	}
 	return nil
+}
+
+// prepareIsolationLocked has the controller connect, in the background, what
+// isolateNow uses for the next mirror's output on b (PortIsolator), unless
+// that is connected already.
+func (m *Manager) prepareIsolationLocked(b *bridgeState) {
+	if pi, ok := m.cfg.Controller.(PortIsolator); ok && strings.HasPrefix(b.target, "unix:") {
+		pi.PrepareIsolation(b.target, b.dpid)
+	}
 }
 
 // drainLocked removes flowspan's flows from a bridge without mirrors and

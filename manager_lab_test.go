@@ -847,3 +847,92 @@ func TestLabColdAddOutputThatReceived(t *testing.T) {
 		t.Fatalf("copies on h3: %d, want 5", got)
 	}
 }
+
+// The OpenFlow 1.0 connection a warm add isolates its output on is ready
+// before the add, also after the bridge was released and taken over again
+// (its listener, and the connection with it, went away) and after
+// ovs-vswitchd restarted: the add never dials, nor writes into a dead
+// connection, while the first copy waits.
+func TestLabIsolationConnectionFollowsTakeOver(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	oc := e.m.cfg.Controller.(*OFController)
+	for _, p := range []string{"mon", "mon2"} {
+		e.l.AddInternalPort(t, "br0", p, 0)
+	}
+	other := api.MirrorSpec{Name: "other", Bridge: "br0", Ports: []string{"h2"}, Output: api.Output{Port: "mon2"}}
+	target := func() string {
+		e.m.mu.Lock()
+		defer e.m.mu.Unlock()
+		return e.m.bridges["br0"].target
+	}
+	conn := func(tg string) *ofctrl.PortConn {
+		oc.pmu.Lock()
+		defer oc.pmu.Unlock()
+		return oc.portConns[tg]
+	}
+	live := func(tg string) *ofctrl.PortConn {
+		t.Helper()
+		var pc *ofctrl.PortConn
+		lab.Eventually(t, 5*time.Second, func() error {
+			if pc = conn(tg); pc == nil || isDown(pc) {
+				return fmt.Errorf("no live OpenFlow 1.0 connection to %s", tg)
+			}
+			return nil
+		})
+		return pc
+	}
+	if _, err := e.m.AddMirror(ctx, other, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	tg := target()
+	first := live(tg)
+	if err := e.m.DeleteMirror(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	select { // the bridge was released: its listener is gone
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the OpenFlow 1.0 connection to a released bridge's listener is still up")
+	}
+	if _, err := e.m.AddMirror(ctx, other, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	if target() != tg {
+		t.Fatalf("listener %s after the second take-over, was %s", target(), tg)
+	}
+	warmAdd := func(name, port string) {
+		t.Helper()
+		pc := live(tg)
+		if pc == first {
+			t.Fatal("the connection to the released listener was kept")
+		}
+		if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: name, Bridge: "br0", Ports: []string{port}, Output: api.Output{Port: "mon"}}, api.OriginAPI); err != nil {
+			t.Fatal(err)
+		}
+		if en := e.addedEntry(t, name); en.Data["isolated_over_openflow"] != true {
+			t.Fatalf("%s: isolated_over_openflow = %v, want true", name, en.Data["isolated_over_openflow"])
+		}
+		if conn(tg) != pc {
+			t.Fatalf("%s: the add dialled a new OpenFlow 1.0 connection instead of using the one ready", name)
+		}
+	}
+	warmAdd("m1", "h1")
+	if err := e.m.DeleteMirror(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	e.l.RestartVswitchd(t)
+	lab.Eventually(t, 10*time.Second, func() error {
+		if _, err := e.m.cfg.Controller.Switch(e.l.DatapathID(t, "br0")); !err {
+			return errors.New("switch not connected again")
+		}
+		return nil
+	})
+	waitStatus(t, e.m, "other", "active")
+	warmAdd("m2", "h1")
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon", 5002, 5); got != 5 {
+		t.Fatalf("copies on mon: %d, want 5", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -49,21 +50,42 @@ const (
 var ErrNoOpenFlow10 = errors.New("switch does not accept OpenFlow 1.0")
 
 // PortConn is an OpenFlow 1.0 connection to one switch, for port config
-// bits only OpenFlow 1.0 can set (PortConfigNoFlood). It is not safe for
-// concurrent use; Close it when done.
+// bits only OpenFlow 1.0 can set (PortConfigNoFlood). It is safe for
+// concurrent use (requests take turns). A reader goroutine answers the
+// switch's echo requests, so an idle connection stays up for the next
+// request (Open vSwitch drops a connection that leaves its echo requests
+// unanswered), and notices at once when the switch closes it (Done).
+// Close it when done.
 type PortConn struct {
-	nc    net.Conn
-	br    *bufio.Reader
-	dpid  uint64
+	nc   net.Conn
+	br   *bufio.Reader // the handshake's; the reader's after start
+	dpid uint64
+	max  int
+	log  logrus.FieldLogger
+
+	mu    sync.Mutex // one request at a time; guards ports and xid
 	ports map[uint16]port10
 	xid   uint32
-	max   int
-	log   logrus.FieldLogger
+
+	wmu     sync.Mutex    // writes: requests and echo replies
+	frames  chan []byte   // messages from the switch other than echo requests
+	done    chan struct{} // closed when the reader ends
+	rerr    error         // why the reader ended, set before done is closed
+	started bool
 }
 
 type port10 struct {
 	hw     [6]byte
 	config uint32
+}
+
+// portFrames bounds the messages kept for a request; asynchronous ones
+// (port status) beyond it are dropped, nothing waits for them.
+const portFrames = 64
+
+func newPortConn(nc net.Conn, max int, log logrus.FieldLogger) *PortConn {
+	return &PortConn{nc: nc, br: bufio.NewReaderSize(nc, 16*1024), max: max, log: log,
+		frames: make(chan []byte, portFrames), done: make(chan struct{})}
 }
 
 // DialPortConn connects to target (unix:, tcp: or ssl:, a switch's passive
@@ -82,23 +104,98 @@ func (c *Controller) DialPortConn(ctx context.Context, targetStr string, dpid ui
 	if err != nil {
 		return nil, fmt.Errorf("openflow 1.0 connection to %s: %w", t, err)
 	}
-	p := &PortConn{nc: nc, br: bufio.NewReaderSize(nc, 16*1024), max: c.cfg.MaxFrame,
-		log: c.log.WithField("remote", t.String())}
+	p := newPortConn(nc, c.cfg.MaxFrame, c.log.WithField("remote", t.String()))
 	if err := p.handshake(ctx, dpid); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("openflow 1.0 connection to %s: %w", t, err)
 	}
+	p.start()
 	return p, nil
 }
 
 // DPID returns the switch's datapath id.
 func (p *PortConn) DPID() uint64 { return p.dpid }
 
-// Close closes the connection.
-func (p *PortConn) Close() error { return p.nc.Close() }
+// Done is closed once the connection is down (the switch closed it, it
+// broke, or Close was called); a request on it then fails at once.
+func (p *PortConn) Done() <-chan struct{} { return p.done }
+
+// Close closes the connection and waits for its reader to end.
+func (p *PortConn) Close() error {
+	err := p.nc.Close()
+	if p.started {
+		<-p.done
+	} else {
+		select {
+		case <-p.done:
+		default:
+			close(p.done)
+		}
+	}
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// start runs the reader: after the handshake, every message comes in
+// through it.
+func (p *PortConn) start() {
+	p.started = true
+	go p.read()
+}
+
+func (p *PortConn) read() {
+	defer close(p.done)
+	defer p.nc.Close()
+	for {
+		f, err := readFrame(p.br, p.max)
+		if err != nil {
+			p.rerr = err
+			if !errors.Is(err, net.ErrClosed) {
+				p.log.WithError(err).WithField("dpid", fmt.Sprintf("%016x", p.dpid)).Debug("OpenFlow 1.0 connection down")
+			}
+			return
+		}
+		if f[1] == of10TypeEchoRequest {
+			r := append([]byte(nil), f...)
+			r[1] = of10TypeEchoReply
+			if err := p.write(context.Background(), r); err != nil {
+				continue // the next read fails too
+			}
+			continue
+		}
+		select {
+		case p.frames <- f:
+		default: // nothing waits for it (see portFrames)
+		}
+	}
+}
+
+// write sends b, bounded by ctx.
+func (p *PortConn) write(ctx context.Context, b []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = p.nc.SetWriteDeadline(dl)
+		defer func() { _ = p.nc.SetWriteDeadline(time.Time{}) }()
+	}
+	stop := context.AfterFunc(ctx, func() { _ = p.nc.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	_, err := p.nc.Write(b)
+	return err
+}
+
+// down describes why the connection is down.
+func (p *PortConn) down() error {
+	if p.rerr == nil || errors.Is(p.rerr, net.ErrClosed) {
+		return fmt.Errorf("openflow 1.0 connection: %w", ErrDisconnected)
+	}
+	return fmt.Errorf("openflow 1.0 connection: %w: %w", ErrDisconnected, p.rerr)
+}
 
 // guard applies ctx's deadline and cancellation to the connection until
-// the returned function is called.
+// the returned function is called (the handshake, before the reader runs).
 func (p *PortConn) guard(ctx context.Context) func() {
 	dl, ok := ctx.Deadline()
 	if !ok {
@@ -132,7 +229,7 @@ func (p *PortConn) handshake(ctx context.Context, dpid uint64) error {
 	if ok, offered := helloSupports(f, of10Version); !ok {
 		return fmt.Errorf("%w (it offers %s)", ErrNoOpenFlow10, offered)
 	}
-	f, err = p.await(p.xid, of10TypeFeaturesReply)
+	f, err = p.awaitHandshake(p.xid, of10TypeFeaturesReply)
 	if err != nil {
 		return fmt.Errorf("features request: %w", err)
 	}
@@ -156,10 +253,11 @@ func (p *PortConn) handshake(ctx context.Context, dpid uint64) error {
 // ErrRefused reports an OpenFlow error reply to a PortConn request.
 var ErrRefused = errors.New("switch refused the request")
 
-// await reads messages until the reply of type typ with xid, answering
-// echo requests and skipping asynchronous messages. An error message with
-// xid is returned as an error wrapping ErrRefused.
-func (p *PortConn) await(xid uint32, typ uint8) ([]byte, error) {
+// awaitHandshake reads messages until the reply of type typ with xid,
+// answering echo requests and skipping asynchronous messages (before the
+// reader runs). An error message with xid is returned as an error wrapping
+// ErrRefused.
+func (p *PortConn) awaitHandshake(xid uint32, typ uint8) ([]byte, error) {
 	for {
 		f, err := readFrame(p.br, p.max)
 		if err != nil {
@@ -183,17 +281,31 @@ func (p *PortConn) await(xid uint32, typ uint8) ([]byte, error) {
 
 // ModPort sets the config bits in mask of the port with OpenFlow 1.3 port
 // number port to those of config, waits until the switch has applied the
-// change (a barrier) and returns the port's bits before the change.
+// change (a barrier) and returns the port's bits before the change. On a
+// connection that is down (Done) it fails at once with ErrDisconnected.
 func (p *PortConn) ModPort(ctx context.Context, port uint32, config, mask uint32) (prev uint32, err error) {
 	p16, ok := port10No(port)
 	if !ok {
 		return 0, fmt.Errorf("port %d: not representable in OpenFlow 1.0", port)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	pt, ok := p.ports[p16]
 	if !ok {
 		return 0, fmt.Errorf("port %d: not on switch %016x", port, p.dpid)
 	}
-	defer p.guard(ctx)()
+	select {
+	case <-p.done:
+		return 0, fmt.Errorf("port %d: %w", port, p.down())
+	default:
+	}
+	for drained := false; !drained; { // replies to a request given up on
+		select {
+		case <-p.frames:
+		default:
+			drained = true
+		}
+	}
 	m := msg10(of10TypePortMod, p.xid+1, of10PortModLen-headerLen)
 	binary.BigEndian.PutUint16(m[8:], p16)
 	copy(m[10:16], pt.hw[:])
@@ -202,22 +314,20 @@ func (p *PortConn) ModPort(ctx context.Context, port uint32, config, mask uint32
 	// advertise (m[24:28]) zero: leave the advertised features alone.
 	b := msg10(of10TypeBarrierRequest, p.xid+2, 0)
 	p.xid += 2
-	if _, err := p.nc.Write(append(m, b...)); err != nil {
+	if err := p.write(ctx, append(m, b...)); err != nil {
 		return 0, fmt.Errorf("port %d: send port mod: %w", port, err)
 	}
 	// The port mod's error, if any, comes before the barrier reply.
 	for {
-		f, err := readFrame(p.br, p.max)
-		if err != nil {
-			return 0, fmt.Errorf("port %d: port mod: %w", port, err)
+		var f []byte
+		select {
+		case f = <-p.frames:
+		case <-p.done:
+			return 0, fmt.Errorf("port %d: port mod: %w", port, p.down())
+		case <-ctx.Done():
+			return 0, fmt.Errorf("port %d: port mod: %w", port, ctx.Err())
 		}
 		switch {
-		case f[1] == of10TypeEchoRequest:
-			r := append([]byte(nil), f...)
-			r[1] = of10TypeEchoReply
-			if _, err := p.nc.Write(r); err != nil {
-				return 0, fmt.Errorf("port %d: send echo reply: %w", port, err)
-			}
 		case f[1] == of10TypeError && (frameXID(f) == p.xid-1 || frameXID(f) == p.xid):
 			return 0, fmt.Errorf("port %d: port mod: %w: %s", port, ErrRefused, errorText10(f))
 		case f[1] == of10TypeBarrierReply && frameXID(f) == p.xid:

@@ -80,11 +80,7 @@ func fakePortSwitch(t *testing.T, nc net.Conn, reply func(f []byte) [][]byte) {
 	go func() {
 		defer nc.Close()
 		br := bufio.NewReader(nc)
-		// net.Pipe is synchronous: take the client's hello first.
-		if _, err := readFrame(br, MaxFrame); err != nil {
-			return
-		}
-		if _, err := nc.Write(msg10(of10TypeHello, 0, 0)); err != nil {
+		if !fakeHandshake(nc, br) {
 			return
 		}
 		for {
@@ -92,24 +88,51 @@ func fakePortSwitch(t *testing.T, nc net.Conn, reply func(f []byte) [][]byte) {
 			if err != nil {
 				return
 			}
-			var out [][]byte
-			switch f[1] {
-			case of10TypeFeaturesRequest:
-				r := msg10(of10TypeFeaturesReply, frameXID(f), of10FeaturesLen-headerLen+of10PhyPortLen)
-				r[15] = 0x2a // dpid 0x2a
-				port := r[of10FeaturesLen:]
-				port[1] = 7
-				out = [][]byte{r}
-			default:
-				out = reply(f)
-			}
-			for _, m := range out {
+			for _, m := range reply(f) {
 				if _, err := nc.Write(m); err != nil {
 					return
 				}
 			}
 		}
 	}()
+}
+
+// fakeHandshake plays the switch's side of PortConn's handshake on nc: one
+// port, number 7, datapath id 0x2a.
+func fakeHandshake(nc net.Conn, br *bufio.Reader) bool {
+	// net.Pipe is synchronous: take the client's hello first.
+	if _, err := readFrame(br, MaxFrame); err != nil {
+		return false
+	}
+	if _, err := nc.Write(msg10(of10TypeHello, 0, 0)); err != nil {
+		return false
+	}
+	f, err := readFrame(br, MaxFrame)
+	if err != nil || f[1] != of10TypeFeaturesRequest {
+		return false
+	}
+	r := msg10(of10TypeFeaturesReply, frameXID(f), of10FeaturesLen-headerLen+of10PhyPortLen)
+	r[15] = 0x2a // dpid 0x2a
+	port := r[of10FeaturesLen:]
+	port[1] = 7
+	_, err = nc.Write(r)
+	return err == nil
+}
+
+// pipePortConn returns a PortConn on one end of a pipe whose other end
+// runs fake (which must play fakeHandshake first), handshake done.
+func pipePortConn(t *testing.T, c *Controller, fake func(nc net.Conn)) *PortConn {
+	t.Helper()
+	a, b := net.Pipe()
+	go fake(b)
+	p := newPortConn(a, MaxFrame, c.log)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.handshake(ctx, 0x2a); err != nil {
+		t.Fatal(err)
+	}
+	p.start()
+	return p
 }
 
 func TestPortConnSwitchErrors(t *testing.T) {
@@ -131,10 +154,11 @@ func TestPortConnSwitchErrors(t *testing.T) {
 		e[11] = 1 // OFPPMFC_BAD_HW_ADDR
 		return [][]byte{e}
 	})
-	p := &PortConn{nc: a, br: bufio.NewReader(a), max: MaxFrame, log: c.log}
+	p := newPortConn(a, MaxFrame, c.log)
 	if err := p.handshake(ctx, 0x2a); err != nil {
 		t.Fatal(err)
 	}
+	p.start()
 	if _, err := p.ModPort(ctx, 7, PortConfigNoFlood, PortConfigNoFlood); err == nil || !strings.Contains(err.Error(), "error type 7 code 1") {
 		t.Fatalf("rejected port mod: err = %v", err)
 	}
@@ -146,10 +170,11 @@ func TestPortConnSwitchErrors(t *testing.T) {
 	// A switch that never answers: the context ends the wait.
 	a, b = net.Pipe()
 	fakePortSwitch(t, b, func([]byte) [][]byte { return nil })
-	p = &PortConn{nc: a, br: bufio.NewReader(a), max: MaxFrame, log: c.log}
+	p = newPortConn(a, MaxFrame, c.log)
 	if err := p.handshake(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
+	p.start()
 	sctx, scancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	_, err := p.ModPort(sctx, 7, PortConfigNoFlood, PortConfigNoFlood)
 	scancel()
@@ -157,4 +182,63 @@ func TestPortConnSwitchErrors(t *testing.T) {
 		t.Fatal("ModPort on a silent switch returned no error")
 	}
 	p.Close()
+}
+
+// An idle PortConn answers the switch's echo requests (Open vSwitch drops a
+// connection that does not), and a request after the switch closed the
+// connection fails at once instead of writing into it.
+func TestPortConnIdle(t *testing.T) {
+	defer checkLeaks(t)
+	c := New(Config{Logger: testLogger(t)})
+	defer c.Close()
+	echoed := make(chan []byte, 1)
+	closeNow := make(chan struct{})
+	p := pipePortConn(t, c, func(nc net.Conn) {
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		if !fakeHandshake(nc, br) {
+			return
+		}
+		// Asynchronous messages nobody waits for must not block the
+		// reader: more than it keeps.
+		for i := 0; i < portFrames+10; i++ {
+			if _, err := nc.Write(msg10(12 /* PORT_STATUS */, 0, 56)); err != nil {
+				return
+			}
+		}
+		if _, err := nc.Write(msg10(of10TypeEchoRequest, 0xe0e0, 0)); err != nil {
+			return
+		}
+		f, err := readFrame(br, MaxFrame)
+		if err != nil {
+			return
+		}
+		echoed <- f
+		<-closeNow
+	})
+	defer p.Close()
+	select {
+	case f := <-echoed:
+		if f[1] != of10TypeEchoReply || frameXID(f) != 0xe0e0 {
+			t.Fatalf("answer to the echo request: type %d xid %#x, want an echo reply with xid 0xe0e0", f[1], frameXID(f))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle PortConn did not answer the echo request")
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("Done closed while the connection is up")
+	default:
+	}
+	close(closeNow) // the switch closes the connection
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after the switch closed the connection")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.ModPort(ctx, 7, PortConfigNoFlood, PortConfigNoFlood); !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("ModPort on a closed connection: err = %v, want ErrDisconnected", err)
+	}
 }
