@@ -118,9 +118,11 @@ type coldAdd struct {
 	isolate []string // output ports the take-over isolates in OVSDB
 	// unlearned: NORMAL's MAC table can have no entry on the output (no
 	// output port, a port flowspan created or isolated before); else
-	// outPort is checked (see outputUnlearnedLocked).
+	// outPort is checked (see unlearnedCheck), with noStatic, the answer
+	// of staticCheck started before the session was opened.
 	unlearned bool
 	outPort   uint32
+	noStatic  <-chan bool
 	start     time.Time
 	undo      *[]func()
 	endFast   func(context.Context) // undoes the output's OpenFlow isolation
@@ -144,7 +146,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 	unlearned := func() bool { return a.unlearned }
 	checked := a.unlearned
 	if !a.unlearned {
-		unlearned, checked = m.unlearnedCheck(ctx, b.name, a.sess, a.outPort)
+		unlearned, checked = m.unlearnedCheck(ctx, a.sess, a.outPort, a.noStatic)
 	}
 	// The take-over starts once the first bundle is in: its
 	// reconfiguration of ovs-vswitchd would otherwise compete with the
@@ -299,30 +301,42 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 // errOutputLearned: the output may have entries in NORMAL's MAC table.
 var errOutputLearned = errors.New("the output port may be in the bridge's MAC table")
 
-// unlearnedCheck starts checking whether NORMAL's MAC table can have no
-// entry on port ofport of bridge (isolated over OpenFlow, so it learns
-// nothing more): the port never received a packet and the table has no
-// static entries; NORMAL then sends the port nothing but floods, which it
-// no longer does. unlearned waits for the answer (it may be called more
-// than once, from any goroutine); ok is false when this cannot be checked
-// (unlearned then says false).
-func (m *Manager) unlearnedCheck(ctx context.Context, bridge string, sess *coldSession, ofport uint32) (unlearned func() bool, ok bool) {
-	rc, ok := sess.sw.(PortRxCounter)
-	sc, ok2 := m.cfg.MACTable.(StaticMACCounter)
-	if !ok || !ok2 || ofport == 0 {
-		return func() bool { return false }, false
+// staticCheck starts asking whether bridge's MAC table has no static
+// entries; nil when the MAC table cannot say. It is the slowest part of
+// unlearnedCheck (a request to ovs-vswitchd's control socket), so a cold
+// add starts it first.
+func (m *Manager) staticCheck(ctx context.Context, bridge string) <-chan bool {
+	sc, ok := m.cfg.MACTable.(StaticMACCounter)
+	if !ok {
+		return nil
 	}
-	res := make(chan bool, 2)
+	res := make(chan bool, 1)
 	go func() {
 		n, err := sc.StaticMACs(ctx, bridge)
 		res <- err == nil && n == 0
 	}()
+	return res
+}
+
+// unlearnedCheck starts checking whether NORMAL's MAC table can have no
+// entry on port ofport of the session's bridge (isolated over OpenFlow, so
+// it learns nothing more): the port never received a packet and the table
+// has no static entries (noStatic, from staticCheck); NORMAL then sends the
+// port nothing but floods, which it no longer does. unlearned waits for the
+// answer (it may be called more than once, from any goroutine); ok is false
+// when this cannot be checked (unlearned then says false).
+func (m *Manager) unlearnedCheck(ctx context.Context, sess *coldSession, ofport uint32, noStatic <-chan bool) (unlearned func() bool, ok bool) {
+	rc, ok := sess.sw.(PortRxCounter)
+	if !ok || noStatic == nil || ofport == 0 {
+		return func() bool { return false }, false
+	}
+	res := make(chan bool, 1)
 	go func() {
 		rx, err := rc.PortRxPackets(ctx, ofport)
 		res <- err == nil && rx == 0
 	}()
 	return sync.OnceValue(func() bool {
-		a, b := <-res, <-res
+		a, b := <-res, <-noStatic
 		return a && b
 	}), true
 }

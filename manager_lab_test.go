@@ -936,3 +936,33 @@ func TestLabIsolationConnectionFollowsTakeOver(t *testing.T) {
 		t.Fatalf("copies on mon: %d, want 5", got)
 	}
 }
+
+// A first mirror whose output never received a packet still waits for the
+// MAC table when the table has static entries (one could be on the
+// output): the check asks ovs-vswitchd's control socket, started before the
+// management session opens.
+func TestLabColdAddWithStaticMACs(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	e.l.AddInternalPort(t, "br0", "mon", 0)
+	if out, err := e.l.Appctl("fdb/add", "br0", "mon", "0", "02:00:00:00:00:99"); err != nil {
+		t.Fatalf("fdb/add: %v: %s", err, out)
+	}
+	if _, err := e.m.AddMirror(context.Background(), api.MirrorSpec{Name: "m", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	waited := false
+	for _, en := range e.logs.AllEntries() {
+		waited = waited || en.Message == "the output may be in the bridge's MAC table: the pipeline waits for it"
+	}
+	if !waited {
+		t.Fatal("bridge with a static MAC entry on the output: the unseeded pipeline went in first")
+	}
+	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != true {
+		t.Fatalf("via_management_socket = %v", en.Data["via_management_socket"])
+	}
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon", 5004, 5); got != 5 {
+		t.Fatalf("copies on mon: %d, want 5", got)
+	}
+}

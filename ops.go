@@ -330,11 +330,15 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		// flows go in) and records it for rollback.
 		waitDBIsolation func() error
 	)
-	var sess *coldSession
+	var (
+		sess     *coldSession
+		noStatic <-chan bool
+	)
 	if mgmt != "" {
 		var iso uint32
 		if coldIsolate {
 			iso = facts.Ports[spec.Output.Port].OFPort
+			noStatic = m.staticCheck(ctx, spec.Bridge) // for unlearnedCheck
 		}
 		if sess = m.openColdSessionLocked(ctx, b, mgmt, facts.DatapathID, iso); sess != nil {
 			defer sess.close()
@@ -548,7 +552,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		if out := spec.Output.Port; out == "" || createsPort(spec) || !coldIsolate {
 			ca.unlearned = true
 		} else {
-			ca.outPort = facts.Ports[out].OFPort
+			ca.outPort, ca.noStatic = facts.Ports[out].OFPort, noStatic
 		}
 		prog, tPrepared, err = m.addColdLocked(ctx, ca)
 		if err != nil {
