@@ -205,8 +205,23 @@ type OFController struct {
 
 	pmu       sync.Mutex
 	portConns map[string]*ofctrl.PortConn // OpenFlow 1.0, by target
+	sessions  map[string]*session         // idle sessions, by target
 	pclosed   bool
 	pwg       sync.WaitGroup // PrepareIsolation's dials
+}
+
+// session is a session DialSession opened; it outlives the context of the
+// add that opened it, so that the next add through the same socket (after
+// the bridge was released, say) need not open one again.
+type session struct {
+	sw      *ofctrl.Switch
+	closeFn func()
+	cancel  context.CancelFunc
+}
+
+func (s *session) close() {
+	s.closeFn()
+	s.cancel()
 }
 
 var (
@@ -215,17 +230,58 @@ var (
 	_ SessionDialer = (*OFController)(nil)
 )
 
-// DialSession implements SessionDialer with ofctrl's sessions.
-func (a *OFController) DialSession(ctx context.Context, target string) (Switch, uint64, func(), error) {
-	sw, closeFn, err := a.c.DialSession(ctx, target)
-	if err != nil {
-		return nil, 0, nil, err
+// DialSession implements SessionDialer with ofctrl's sessions. closeFn
+// keeps the session for the next DialSession to the same target while it
+// stays open (ofctrl keeps it alive with echo requests, and notices when
+// the switch closes it); ctx bounds the dial only.
+func (a *OFController) DialSession(ctx context.Context, target string, dpid uint64) (Switch, func(), error) {
+	a.pmu.Lock()
+	s := a.sessions[target]
+	delete(a.sessions, target)
+	a.pmu.Unlock()
+	if s != nil && (!s.sw.Connected() || s.sw.DPID() != dpid) {
+		s.close()
+		s = nil
+	}
+	if s == nil {
+		dctx, cancel := context.WithCancel(context.Background())
+		stop := context.AfterFunc(ctx, cancel)
+		sw, closeFn, err := a.c.DialSession(dctx, target)
+		if !stop() && err == nil { // ctx ended while dialling
+			closeFn()
+			err = ctx.Err()
+		}
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		s = &session{sw: sw, closeFn: closeFn, cancel: cancel}
+		if got := sw.DPID(); got != dpid {
+			s.close()
+			return nil, nil, fmt.Errorf("session with %s: datapath id %016x, OVSDB says %016x", target, got, dpid)
+		}
 	}
 	a.mu.Lock()
 	a.next++ // a value no connection has
 	ep := a.next
 	a.mu.Unlock()
-	return ofSwitch{sw: sw, epoch: ep}, sw.DPID(), closeFn, nil
+	return ofSwitch{sw: s.sw, epoch: ep}, sync.OnceFunc(func() { a.keepSession(target, s) }), nil
+}
+
+// keepSession keeps s, done with, for the next DialSession to target, or
+// closes it.
+func (a *OFController) keepSession(target string, s *session) {
+	a.pmu.Lock()
+	if !a.pclosed && a.sessions[target] == nil && s.sw.Connected() {
+		if a.sessions == nil {
+			a.sessions = map[string]*session{}
+		}
+		a.sessions[target] = s
+		a.pmu.Unlock()
+		return
+	}
+	a.pmu.Unlock()
+	s.close()
 }
 
 // NewController adapts c. Call c.Listen yourself for controller mode.
@@ -389,7 +445,7 @@ func isDown(pc *ofctrl.PortConn) bool {
 const prepareTimeout = 5 * time.Second
 
 // closePortConns closes the OpenFlow 1.0 connections once the dials
-// PrepareIsolation started are over.
+// PrepareIsolation started are over, and the idle sessions.
 func (a *OFController) closePortConns() {
 	a.pmu.Lock()
 	a.pclosed = true
@@ -400,6 +456,10 @@ func (a *OFController) closePortConns() {
 	for t, pc := range a.portConns {
 		_ = pc.Close()
 		delete(a.portConns, t)
+	}
+	for t, s := range a.sessions {
+		s.close()
+		delete(a.sessions, t)
 	}
 }
 

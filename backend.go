@@ -184,10 +184,12 @@ type Management interface {
 }
 
 // SessionDialer is an optional capability of a Controller: a private
-// connection to the switch listening at target, used only by its caller.
-// closeFn ends it and must be called.
+// connection to the switch listening at target, which must have datapath id
+// dpid (else it is an error), used only by its caller until it calls
+// closeFn (which it must). The dialer may keep the connection for a later
+// DialSession; ctx bounds the dial.
 type SessionDialer interface {
-	DialSession(ctx context.Context, target string) (sw Switch, dpid uint64, closeFn func(), err error)
+	DialSession(ctx context.Context, target string, dpid uint64) (sw Switch, closeFn func(), err error)
 }
 
 // Compiler turns mirror specs and bridge facts into flows. NewFlowsCompiler

@@ -87,12 +87,8 @@ func (m *Manager) openColdSessionLocked(ctx context.Context, b *bridgeState, tar
 			s.isoUndo, s.isoErr = pi.IsolateNow(ctx, target, dpid, isolate)
 		}
 	}()
-	sw, got, closeFn, err := m.cfg.Controller.(SessionDialer).DialSession(ctx, target)
+	sw, closeFn, err := m.cfg.Controller.(SessionDialer).DialSession(ctx, target, dpid)
 	<-iso
-	if err == nil && got != dpid {
-		closeFn()
-		err = fmt.Errorf("datapath id %016x, OVSDB says %016x", got, dpid)
-	}
 	if err != nil {
 		if s.isoUndo != nil {
 			if uerr := s.isoUndo(ctx); uerr != nil {

@@ -45,7 +45,7 @@ type mgmtController struct {
 	lose bool
 }
 
-func (c *mgmtController) DialSession(_ context.Context, target string) (Switch, uint64, func(), error) {
+func (c *mgmtController) DialSession(_ context.Context, target string, want uint64) (Switch, func(), error) {
 	var dpid uint64
 	switch target {
 	case "unix:/run/br0.mgmt":
@@ -53,14 +53,17 @@ func (c *mgmtController) DialSession(_ context.Context, target string) (Switch, 
 	case "unix:/run/br1.mgmt":
 		dpid = 2
 	default:
-		return nil, 0, nil, fmt.Errorf("%s: no such socket", target)
+		return nil, nil, fmt.Errorf("%s: no such socket", target)
+	}
+	if dpid != want {
+		return nil, nil, fmt.Errorf("%s: datapath id %016x, want %016x", target, dpid, want)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sessions = append(c.sessions, target)
 	c.open++
 	closed := false
-	return fakeConn{c.sw(dpid), -len(c.sessions)}, dpid, func() {
+	return fakeConn{c.sw(dpid), -len(c.sessions)}, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if !closed {

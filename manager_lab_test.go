@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -965,4 +966,61 @@ func TestLabColdAddWithStaticMACs(t *testing.T) {
 	if got := e.udpCopies(t, "mon", 5004, 5); got != 5 {
 		t.Fatalf("copies on mon: %d, want 5", got)
 	}
+}
+
+// A bridge's management session outlives the add that opened it: the next
+// first mirror on the bridge (after a release) goes in through the same
+// session, without opening one; a session that ended (ovs-vswitchd
+// restarted) or whose bridge changed its datapath id is not used again.
+func TestLabColdSessionKept(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	ctx := context.Background()
+	e.l.AddInternalPort(t, "br0", "mon", 0)
+	opened := func() int {
+		n := 0
+		for _, en := range e.logs.AllEntries() {
+			if en.Message == "session opened" {
+				n++
+			}
+		}
+		return n
+	}
+	round := func(name string, wantOpened int) {
+		t.Helper()
+		if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: name, Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI); err != nil {
+			t.Fatal(err)
+		}
+		if en := e.addedEntry(t, name); en.Data["via_management_socket"] != true {
+			t.Fatalf("%s: via_management_socket = %v, want true", name, en.Data["via_management_socket"])
+		}
+		if got := opened(); got != wantOpened {
+			t.Fatalf("%s: %d sessions opened so far, want %d", name, got, wantOpened)
+		}
+		e.h1.Ping(t, e.h2.IPv4(), 1)
+		if got := e.udpCopies(t, "mon", 5002, 3); got != 3 {
+			t.Fatalf("%s: copies on mon: %d, want 3", name, got)
+		}
+		if err := e.m.DeleteMirror(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round("m1", 1)
+	round("m2", 1) // the same session
+	e.l.RestartVswitchd(t)
+	lab.Eventually(t, 10*time.Second, func() error { // the add looks for it
+		if fi, err := os.Stat(filepath.Join(e.l.RunDir(), "br0.mgmt")); err != nil || fi.Mode().Type() != os.ModeSocket {
+			return errors.New("no management socket yet")
+		}
+		return nil
+	})
+	round("m3", 2) // the old session ended with ovs-vswitchd
+	e.l.MustVsctl(t, "set", "Bridge", "br0", "other_config:datapath-id=00000000000000aa")
+	lab.Eventually(t, 10*time.Second, func() error {
+		if got := e.l.DatapathID(t, "br0"); got != 0xaa {
+			return fmt.Errorf("datapath id %x", got)
+		}
+		return nil
+	})
+	round("m4", 3) // OVS dropped the session with the datapath id change (DialSession would not reuse it either)
 }

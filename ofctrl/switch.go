@@ -41,6 +41,13 @@ func (s *Switch) conn() (*conn, error) {
 // DPID returns the datapath id.
 func (s *Switch) DPID() uint64 { return s.dpid }
 
+// Connected reports whether requests can go out now: for a session,
+// whether it is still open.
+func (s *Switch) Connected() bool {
+	_, err := s.conn()
+	return err == nil
+}
+
 // Barrier sends a barrier request and waits for its reply.
 func (s *Switch) Barrier(ctx context.Context) error {
 	c, err := s.conn()
