@@ -349,25 +349,26 @@ func (a *OFController) Switch(dpid uint64) (Switch, bool) {
 // IsolateNow implements PortIsolator with OpenFlow 1.0's NO_FLOOD and
 // NO_RECV port config bits (OpenFlow 1.3 has no NO_FLOOD), on a second,
 // OpenFlow 1.0 connection to target.
-func (a *OFController) IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (func(context.Context) error, error) {
+// The port's receive count comes in the same round trip.
+func (a *OFController) IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (Isolation, error) {
 	const bits = ofctrl.PortConfigNoFlood | ofctrl.PortConfigNoRecv
-	prev, err := a.modPort(ctx, target, dpid, ofport, bits, bits)
+	r, err := a.modPort(ctx, target, dpid, ofport, bits, bits, true)
 	if err != nil {
-		return nil, err
+		return Isolation{}, err
 	}
-	return func(ctx context.Context) error {
-		if prev == bits {
+	return Isolation{RxPackets: r.RxPackets, RxErr: r.RxErr, Undo: func(ctx context.Context) error {
+		if r.Prev == bits {
 			return nil
 		}
-		_, err := a.modPort(ctx, target, dpid, ofport, prev, bits)
+		_, err := a.modPort(ctx, target, dpid, ofport, r.Prev, bits, false)
 		return err
-	}, nil
+	}}, nil
 }
 
 // modPort sets port config bits over the OpenFlow 1.0 connection kept per
 // target (a new one when there is none or it went down: the switch closed
 // it, e.g. with the listener of a released bridge).
-func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, ofport, config, mask uint32) (uint32, error) {
+func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, ofport, config, mask uint32, count bool) (ofctrl.PortMod, error) {
 	a.pmu.Lock()
 	defer a.pmu.Unlock()
 	if a.portConns == nil {
@@ -382,19 +383,27 @@ func (a *OFController) modPort(ctx context.Context, target string, dpid uint64, 
 			var err error
 			if pc, err = a.c.DialPortConn(ctx, target, dpid); err != nil {
 				delete(a.portConns, target)
-				return 0, err
+				return ofctrl.PortMod{}, err
 			}
 			a.portConns[target] = pc
 			attempt++ // a fresh connection gets no second try
 		}
-		prev, err := pc.ModPort(ctx, ofport, config, mask)
+		var (
+			r   ofctrl.PortMod
+			err error
+		)
+		if count {
+			r, err = pc.ModPortCounting(ctx, ofport, config, mask)
+		} else {
+			r.Prev, err = pc.ModPort(ctx, ofport, config, mask)
+		}
 		if err == nil {
-			return prev, nil
+			return r, nil
 		}
 		_ = pc.Close()
 		delete(a.portConns, target)
 		if attempt > 0 || ctx.Err() != nil || errors.Is(err, ofctrl.ErrRefused) {
-			return 0, err
+			return ofctrl.PortMod{}, err
 		}
 	}
 }
@@ -505,18 +514,6 @@ func (s ofSwitch) ApplyGated(ctx context.Context, ch Changes, gate func(context.
 		return err
 	}
 	return s.sw.ApplyGated(ctx, mods, gate)
-}
-
-// PortRxPackets implements PortRxCounter.
-func (s ofSwitch) PortRxPackets(ctx context.Context, ofport uint32) (uint64, error) {
-	pc, err := s.sw.PortStats(ctx, ofport)
-	if err != nil {
-		return 0, err
-	}
-	if len(pc) != 1 || pc[0].Port != ofport {
-		return 0, fmt.Errorf("port %d: %d port stats in the reply", ofport, len(pc))
-	}
-	return pc[0].RxPackets, nil
 }
 
 func (s ofSwitch) FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowStat, error) {

@@ -155,12 +155,23 @@ type PortIsolator interface {
 	// IsolateNow makes the port with number ofport on the switch dpid,
 	// reachable at target (the switch's passive listener), stop receiving
 	// NORMAL's floods and drop what it receives, and returns once the
-	// switch applied that. undo restores the port's previous settings and
-	// must be called exactly once.
-	IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (undo func(context.Context) error, err error)
+	// switch applied that. Isolation.Undo restores the port's previous
+	// settings and must be called exactly once.
+	IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (Isolation, error)
 	// PrepareIsolation may set up, in the background, what IsolateNow
 	// will need for the switch at target, so that it costs one round trip.
 	PrepareIsolation(target string, dpid uint64)
+}
+
+// Isolation is a port isolated by PortIsolator.IsolateNow.
+type Isolation struct {
+	Undo func(context.Context) error
+	// RxPackets is how many packets the port had received once isolated
+	// (NORMAL learns nothing from later ones): none means NORMAL's MAC
+	// table has no entry on it but static ones. RxErr says why it is not
+	// known.
+	RxPackets uint64
+	RxErr     error
 }
 
 // Syncer is an optional capability of an OVSDB backend whose reads come
@@ -455,13 +466,6 @@ func (g gatedSwitch) Apply(ctx context.Context, ch Changes) error {
 		return err
 	}
 	return g.Switch.Apply(ctx, ch)
-}
-
-// PortRxCounter is an optional capability of a Switch: how many packets
-// the switch received on a port. A port that never received a packet has
-// no entry in NORMAL's MAC table but static ones.
-type PortRxCounter interface {
-	PortRxPackets(ctx context.Context, ofport uint32) (uint64, error)
 }
 
 // MACSeeder is implemented by compilers whose pipeline keeps a shadow MAC

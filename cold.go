@@ -40,10 +40,30 @@ type coldSession struct {
 	dpid    uint64
 	target  string
 	closeFn func()
-	// isoUndo undoes the output's isolation over OpenFlow, done while the
-	// session connected; isoErr is why it was not done.
+	// iso is closed once the output's isolation over OpenFlow, started
+	// with the session, is over: isoUndo undoes it, isoErr is why it was
+	// not done. The session's first bundle goes out meanwhile; its commit
+	// waits for it (isolated).
+	iso     <-chan struct{}
 	isoUndo func(context.Context) error
 	isoErr  error
+	isoRx   uint64 // packets the output had received once isolated
+	isoRxOK bool   // isoRx is known
+}
+
+// isolated waits for the output's isolation over OpenFlow and reports
+// whether it was done.
+func (s *coldSession) isolated() bool {
+	<-s.iso
+	return s.isoUndo != nil
+}
+
+// undoIsolation undoes the output's isolation over OpenFlow, if done.
+func (s *coldSession) undoIsolation(ctx context.Context) error {
+	if !s.isolated() {
+		return nil
+	}
+	return s.isoUndo(ctx)
 }
 
 func (s *coldSession) close() {
@@ -70,12 +90,12 @@ func (m *Manager) managementTargetLocked(bridge string) string {
 }
 
 // openColdSessionLocked opens a session to target for bridge b (datapath
-// id dpid) and, at the same time, isolates port isolate over OpenFlow
-// when it is not 0. It returns nil (logged) when the session fails: the
-// add then takes the bridge over first.
+// id dpid) and starts isolating port isolate over OpenFlow when it is not
+// 0 (coldSession.isolated). It returns nil (logged) when the session fails:
+// the add then takes the bridge over first.
 func (m *Manager) openColdSessionLocked(ctx context.Context, b *bridgeState, target string, dpid uint64, isolate uint32) *coldSession {
-	s := &coldSession{dpid: dpid, target: target}
 	iso := make(chan struct{})
+	s := &coldSession{dpid: dpid, target: target, iso: iso}
 	go func() {
 		defer close(iso)
 		pi, ok := m.cfg.Controller.(PortIsolator)
@@ -84,16 +104,16 @@ func (m *Manager) openColdSessionLocked(ctx context.Context, b *bridgeState, tar
 		case !ok:
 			s.isoErr = errors.New("the controller cannot isolate ports over OpenFlow")
 		default:
-			s.isoUndo, s.isoErr = pi.IsolateNow(ctx, target, dpid, isolate)
+			var i Isolation
+			if i, s.isoErr = pi.IsolateNow(ctx, target, dpid, isolate); s.isoErr == nil {
+				s.isoUndo, s.isoRx, s.isoRxOK = i.Undo, i.RxPackets, i.RxErr == nil
+			}
 		}
 	}()
 	sw, closeFn, err := m.cfg.Controller.(SessionDialer).DialSession(ctx, target, dpid)
-	<-iso
 	if err != nil {
-		if s.isoUndo != nil {
-			if uerr := s.isoUndo(ctx); uerr != nil {
-				m.log.WithError(uerr).WithField("bridge", b.name).Warn("restoring the output port's OpenFlow port config failed")
-			}
+		if uerr := s.undoIsolation(ctx); uerr != nil {
+			m.log.WithError(uerr).WithField("bridge", b.name).Warn("restoring the output port's OpenFlow port config failed")
 		}
 		m.log.WithError(err).WithFields(logrus.Fields{"bridge": b.name, "target": target}).
 			Debug("no session through the management socket: taking the bridge over first")
@@ -114,15 +134,18 @@ type coldAdd struct {
 	isolate []string // output ports the take-over isolates in OVSDB
 	// unlearned: NORMAL's MAC table can have no entry on the output (no
 	// output port, a port flowspan created or isolated before); else
-	// outPort is checked (see unlearnedCheck), with noStatic, the answer
-	// of staticCheck started before the session was opened.
+	// it is checked (see unlearnedCheck), with noStatic, the answer of
+	// staticCheck started before the session was opened.
 	unlearned bool
-	outPort   uint32
 	noStatic  <-chan bool
-	start     time.Time
-	undo      *[]func()
-	endFast   func(context.Context) // undoes the output's OpenFlow isolation
-	log       logrus.FieldLogger
+	// isolated, when the output is isolated over OpenFlow, waits for that
+	// and says whether it was done (the first commit waits for it; when it
+	// was not, addColdLocked returns errNotIsolated, nothing changed).
+	isolated func() bool
+	start    time.Time
+	undo     *[]func()
+	endFast  func(context.Context) // undoes the output's OpenFlow isolation
+	log      logrus.FieldLogger
 }
 
 type takeOverResult struct {
@@ -142,7 +165,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 	unlearned := func() bool { return a.unlearned }
 	checked := a.unlearned
 	if !a.unlearned {
-		unlearned, checked = m.unlearnedCheck(ctx, a.sess, a.outPort, a.noStatic)
+		unlearned, checked = unlearnedCheck(a.sess, a.noStatic)
 	}
 	// The take-over starts once the first bundle is in: its
 	// reconfiguration of ovs-vswitchd would otherwise compete with the
@@ -202,10 +225,19 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 	// sure of, then the seeds and the seeded pipeline. Whether the output
 	// is in it is checked while that first bundle goes out (its commit
 	// waits for the answer).
-	var sw Switch = a.sess.sw
+	isoGate := func(context.Context) error {
+		if a.isolated != nil && !a.isolated() {
+			return errNotIsolated
+		}
+		return nil
+	}
+	var sw Switch = gatedSwitch{a.sess.sw, isoGate}
 	early := checked
 	if early && !a.unlearned {
-		sw = gatedSwitch{a.sess.sw, func(context.Context) error {
+		sw = gatedSwitch{a.sess.sw, func(ctx context.Context) error {
+			if err := isoGate(ctx); err != nil {
+				return err
+			}
 			if !unlearned() {
 				return errOutputLearned
 			}
@@ -232,7 +264,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		pre := a.pre
 		read := make(chan fdbResult, 1)
 		go func() { read <- fdb() }()
-		prog, err = m.applyCompiledLocked(ctx, b, a.sess.sw, a.mirrors, &pre, a.preGen, read)
+		prog, err = m.applyCompiledLocked(ctx, b, gatedSwitch{a.sess.sw, isoGate}, a.mirrors, &pre, a.preGen, read)
 		start(err == nil)
 	}
 	if err != nil {
@@ -314,26 +346,21 @@ func (m *Manager) staticCheck(ctx context.Context, bridge string) <-chan bool {
 	return res
 }
 
-// unlearnedCheck starts checking whether NORMAL's MAC table can have no
-// entry on port ofport of the session's bridge (isolated over OpenFlow, so
-// it learns nothing more): the port never received a packet and the table
-// has no static entries (noStatic, from staticCheck); NORMAL then sends the
-// port nothing but floods, which it no longer does. unlearned waits for the
-// answer (it may be called more than once, from any goroutine); ok is false
-// when this cannot be checked (unlearned then says false).
-func (m *Manager) unlearnedCheck(ctx context.Context, sess *coldSession, ofport uint32, noStatic <-chan bool) (unlearned func() bool, ok bool) {
-	rc, ok := sess.sw.(PortRxCounter)
-	if !ok || noStatic == nil || ofport == 0 {
+// unlearnedCheck checks whether NORMAL's MAC table can have no entry on
+// the output the session isolated over OpenFlow (so it learns nothing
+// more): the port had received no packet once isolated (the isolation's
+// count) and the table has no static entries (noStatic, from
+// staticCheck); NORMAL then sends the port nothing but floods, which it no
+// longer does. unlearned waits for the answer (it may be called more than
+// once, from any goroutine); ok is false when this cannot be checked
+// (unlearned then says false).
+func unlearnedCheck(sess *coldSession, noStatic <-chan bool) (unlearned func() bool, ok bool) {
+	if noStatic == nil {
 		return func() bool { return false }, false
 	}
-	res := make(chan bool, 1)
-	go func() {
-		rx, err := rc.PortRxPackets(ctx, ofport)
-		res <- err == nil && rx == 0
-	}()
 	return sync.OnceValue(func() bool {
-		a, b := <-res, <-noStatic
-		return a && b
+		none := <-noStatic
+		return sess.isolated() && sess.isoRxOK && sess.isoRx == 0 && none
 	}), true
 }
 

@@ -43,6 +43,8 @@ type mgmtController struct {
 	// lose, when set, empties the switch between the session's full sync
 	// and the take-over (as if vswitchd had restarted).
 	lose bool
+	// isoErr, when set, is IsolateNow's error.
+	isoErr error
 }
 
 func (c *mgmtController) DialSession(_ context.Context, target string, want uint64) (Switch, func(), error) {
@@ -73,17 +75,20 @@ func (c *mgmtController) DialSession(_ context.Context, target string, want uint
 	}, nil
 }
 
-func (c *mgmtController) IsolateNow(_ context.Context, target string, dpid uint64, ofport uint32) (func(context.Context) error, error) {
+func (c *mgmtController) IsolateNow(_ context.Context, target string, dpid uint64, ofport uint32) (Isolation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.isoErr != nil {
+		return Isolation{}, c.isoErr
+	}
 	c.noFlood[ofport] = true
 	c.isolations = append(c.isolations, fmt.Sprintf("%s %d", target, ofport))
-	return func(context.Context) error {
+	return Isolation{Undo: func(context.Context) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		delete(c.noFlood, ofport)
 		return nil
-	}, nil
+	}}, nil
 }
 
 func (c *mgmtController) PrepareIsolation(string, uint64) {}
@@ -149,6 +154,39 @@ func TestColdAddThroughManagementSocket(t *testing.T) {
 	}
 	if last := sw.applies[1]; len(last.DeleteCookies) != 0 {
 		t.Fatalf("second add was a full sync: %+v", last)
+	}
+}
+
+// When the output cannot be isolated over OpenFlow, the session's bundle
+// is not committed (it went out while the isolation was tried): the add
+// starts again and takes the bridge over first, isolating in OVSDB.
+func TestColdAddIsolationFailureTakesOverFirst(t *testing.T) {
+	e, _, ctl := newMgmtEnv(t)
+	ctl.isoErr = errors.New("no OpenFlow 1.0 here")
+	e.start()
+	m := e.add(spec1())
+	if m.Status.State != api.StateActive {
+		t.Fatalf("status = %v", m.Status)
+	}
+	sw := e.ctl.sw(1)
+	if n := sw.numApplies(); n != 1 {
+		t.Fatalf("%d bundles committed, want 1 (the full sync after the take-over)", n)
+	}
+	if !hasFlow(sw, "actions=output:4") {
+		t.Fatalf("flows: %q", sw.texts())
+	}
+	ctl.mu.Lock()
+	sessions, open := slices.Clone(ctl.sessions), ctl.open
+	ctl.mu.Unlock()
+	if !slices.Equal(sessions, []string{"unix:/run/br0.mgmt"}) || open != 0 {
+		t.Fatalf("sessions %q, %d left open", sessions, open)
+	}
+	bs, taken := e.db.snapshot()
+	if !taken["br0"] || !bs["br0"].Ports["mon"].Isolated {
+		t.Fatalf("after the add: taken over %v, mon isolated in OVSDB %v", taken["br0"], bs["br0"].Ports["mon"].Isolated)
+	}
+	if got, err := e.m.Mirrors(context.Background()); err != nil || len(got) != 1 {
+		t.Fatalf("mirrors after the add: %d, %v; want 1", len(got), err)
 	}
 }
 

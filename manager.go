@@ -615,13 +615,13 @@ func (m *Manager) compileFacts(b *bridgeState) Bridge {
 // OpenFlow 1.0 too. ok is false otherwise and nothing changed. It touches
 // no Manager state (it runs beside the add that holds the lock).
 func (m *Manager) isolateNow(ctx context.Context, bridge, target string, dpid uint64, p Port) (undo func(context.Context) error, ok bool) {
-	undo, err := m.cfg.Controller.(PortIsolator).IsolateNow(ctx, target, dpid, p.OFPort)
+	iso, err := m.cfg.Controller.(PortIsolator).IsolateNow(ctx, target, dpid, p.OFPort)
 	if err != nil {
 		m.log.WithError(err).WithFields(logrus.Fields{"bridge": bridge, "port": p.Name}).
 			Debug("isolating the output over OpenFlow failed: flows wait for the OVSDB isolation")
 		return nil, false
 	}
-	return undo, true
+	return iso.Undo, true
 }
 
 // canIsolateNowLocked says whether isolateNow may work: a connected,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -794,9 +795,24 @@ func TestLabPrepareIsolation(t *testing.T) {
 	oc.pmu.Lock()
 	prepared := oc.portConns[target]
 	oc.pmu.Unlock()
-	undo, err := oc.IsolateNow(context.Background(), target, dpid, uint32(l.OFPort(t, "mon")))
+	iso, err := oc.IsolateNow(context.Background(), target, dpid, uint32(l.OFPort(t, "mon")))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if iso.RxErr != nil {
+		t.Fatalf("receive count: %v", iso.RxErr)
+	}
+	// The count is the port's: at most what ovs-ofctl reports afterwards.
+	out, err := l.Ofctl("dump-ports", "br0", "mon")
+	if err != nil {
+		t.Fatalf("dump-ports: %v: %s", err, out)
+	}
+	mm := regexp.MustCompile(`rx pkts=(\d+)`).FindStringSubmatch(out)
+	if mm == nil {
+		t.Fatalf("no rx count in %q", out)
+	}
+	if after, _ := strconv.ParseUint(mm[1], 10, 64); iso.RxPackets > after {
+		t.Fatalf("IsolateNow's receive count %d, later ovs-ofctl dump-ports %d", iso.RxPackets, after)
 	}
 	oc.pmu.Lock()
 	same := oc.portConns[target] == prepared
@@ -807,7 +823,7 @@ func TestLabPrepareIsolation(t *testing.T) {
 	if got := l.PortConfig10(t, "br0", "mon"); !strings.Contains(got, "NO_FLOOD") {
 		t.Fatalf("mon not isolated: %q", got)
 	}
-	if err := undo(context.Background()); err != nil {
+	if err := iso.Undo(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := l.PortConfig10(t, "br0", "mon"); strings.Contains(got, "NO_FLOOD") {
@@ -1023,4 +1039,31 @@ func TestLabColdSessionKept(t *testing.T) {
 		return nil
 	})
 	round("m4", 3) // OVS dropped the session with the datapath id change (DialSession would not reuse it either)
+}
+
+// A first mirror on a bridge that refuses OpenFlow 1.0 (no isolation over
+// OpenFlow) takes the bridge over first: the session's bundle, sent while
+// the isolation was tried, is never committed.
+func TestLabColdAddWithoutOpenFlow10(t *testing.T) {
+	t.Parallel()
+	e := newLabEnv(t)
+	e.l.AddInternalPort(t, "br0", "mon", 0)
+	e.l.MustVsctl(t, "set", "Bridge", "br0", "protocols=OpenFlow13")
+	if _, err := e.m.AddMirror(context.Background(), api.MirrorSpec{Name: "m", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != false || en.Data["status"] != "active" {
+		t.Fatalf("via_management_socket = %v, status %v; want false, active", en.Data["via_management_socket"], en.Data["status"])
+	}
+	fellBack := false
+	for _, en := range e.logs.AllEntries() {
+		fellBack = fellBack || en.Message == "isolating the output over OpenFlow failed: taking the bridge over first"
+	}
+	if !fellBack {
+		t.Fatal("no fallback logged")
+	}
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, "mon", 5004, 5); got != 5 {
+		t.Fatalf("copies on mon: %d, want 5", got)
+	}
 }

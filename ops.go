@@ -213,6 +213,12 @@ func (m *Manager) AddMirror(ctx context.Context, spec api.MirrorSpec, origin api
 }
 
 func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api.Origin, strict bool) (*mirror, error) {
+	return m.addLockedVia(ctx, spec, origin, strict, true)
+}
+
+// addLockedVia is addLocked; viaMgmt false keeps a first mirror from going
+// in through the management socket.
+func (m *Manager) addLockedVia(ctx context.Context, spec api.MirrorSpec, origin api.Origin, strict, viaMgmt bool) (*mirror, error) {
 	defer m.touch()
 	start := time.Now()
 	spec = normalize(spec, origin)
@@ -250,7 +256,7 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 	// management socket, when there is one, while flowspan's controller
 	// target is set up (coldSession).
 	mgmt := ""
-	if !b.takenOver && !bridgeMissing {
+	if !b.takenOver && !bridgeMissing && viaMgmt {
 		mgmt = m.managementTargetLocked(spec.Bridge)
 	}
 	coldIsolate := spec.Output.Port != "" && !createsPort(spec) && needsIsolation(facts.Ports[spec.Output.Port])
@@ -355,17 +361,13 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 			undo = append(undo, forget)
 			isolate = []string{out}
 			if sess != nil {
-				// Isolated over OpenFlow now, in OVSDB with the take-over;
+				// Isolated over OpenFlow now (the first commit waits for
+				// it; addColdLocked fails with errNotIsolated, nothing
+				// changed, if it was not done), in OVSDB with the take-over;
 				// the MAC table is read once the port learns no more.
-				if sess.isoUndo != nil {
-					fastUndo = sess.isoUndo
-					undo = append(undo, func() { endFast(bg) })
-					facts = withIsolated(facts, out)
-				} else {
-					log.WithError(sess.isoErr).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
-					sess.close()
-					sess = nil
-				}
+				fastUndo = sess.undoIsolation
+				undo = append(undo, func() { endFast(bg) })
+				facts = withIsolated(facts, out)
 			}
 			if fdb == nil {
 				fdb = m.readMACTable(ctx, spec.Bridge)
@@ -552,9 +554,16 @@ func (m *Manager) addLocked(ctx context.Context, spec api.MirrorSpec, origin api
 		if out := spec.Output.Port; out == "" || createsPort(spec) || !coldIsolate {
 			ca.unlearned = true
 		} else {
-			ca.outPort, ca.noStatic = facts.Ports[out].OFPort, noStatic
+			ca.noStatic, ca.isolated = noStatic, sess.isolated
 		}
 		prog, tPrepared, err = m.addColdLocked(ctx, ca)
+		if errors.Is(err, errNotIsolated) {
+			// Nothing changed: again, taking the bridge over first.
+			rollback()
+			log.WithError(sess.isoErr).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
+			sess.close()
+			return m.addLockedVia(ctx, spec, origin, strict, false)
+		}
 		if err != nil {
 			rollback()
 			return nil, fmt.Errorf("mirror %q: %w", spec.Name, err)

@@ -37,11 +37,15 @@ const (
 	of10TypeFeaturesRequest = 5
 	of10TypeFeaturesReply   = 6
 	of10TypePortMod         = 15
+	of10TypeStatsRequest    = 16
+	of10TypeStatsReply      = 17
 	of10TypeBarrierRequest  = 18
 	of10TypeBarrierReply    = 19
 	of10FeaturesLen         = 32
 	of10PhyPortLen          = 48
 	of10PortModLen          = 32
+	of10StatsPort           = 4      // OFPST_PORT
+	of10PortStatsLen        = 104    // struct ofp_port_stats
 	of10PortMax             = 0xff00 // ports from here on are reserved
 )
 
@@ -284,19 +288,37 @@ func (p *PortConn) awaitHandshake(xid uint32, typ uint8) ([]byte, error) {
 // change (a barrier) and returns the port's bits before the change. On a
 // connection that is down (Done) it fails at once with ErrDisconnected.
 func (p *PortConn) ModPort(ctx context.Context, port uint32, config, mask uint32) (prev uint32, err error) {
+	r, err := p.modPort(ctx, port, config, mask, false)
+	return r.Prev, err
+}
+
+// PortMod is what ModPortCounting reports.
+type PortMod struct {
+	Prev      uint32 // the port's bits in mask before the change
+	RxPackets uint64 // packets the port had received once the change was applied
+	RxErr     error  // why RxPackets could not be read (the change stands)
+}
+
+// ModPortCounting is ModPort, also reading in the same round trip the
+// number of packets the port has received, once the change is applied.
+func (p *PortConn) ModPortCounting(ctx context.Context, port uint32, config, mask uint32) (PortMod, error) {
+	return p.modPort(ctx, port, config, mask, true)
+}
+
+func (p *PortConn) modPort(ctx context.Context, port uint32, config, mask uint32, count bool) (r PortMod, err error) {
 	p16, ok := port10No(port)
 	if !ok {
-		return 0, fmt.Errorf("port %d: not representable in OpenFlow 1.0", port)
+		return r, fmt.Errorf("port %d: not representable in OpenFlow 1.0", port)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pt, ok := p.ports[p16]
 	if !ok {
-		return 0, fmt.Errorf("port %d: not on switch %016x", port, p.dpid)
+		return r, fmt.Errorf("port %d: not on switch %016x", port, p.dpid)
 	}
 	select {
 	case <-p.done:
-		return 0, fmt.Errorf("port %d: %w", port, p.down())
+		return r, fmt.Errorf("port %d: %w", port, p.down())
 	default:
 	}
 	for drained := false; !drained; { // replies to a request given up on
@@ -306,39 +328,79 @@ func (p *PortConn) ModPort(ctx context.Context, port uint32, config, mask uint32
 			drained = true
 		}
 	}
-	m := msg10(of10TypePortMod, p.xid+1, of10PortModLen-headerLen)
+	modXID, barrierXID, statsXID := p.xid+1, p.xid+2, p.xid+3
+	p.xid += 3
+	m := msg10(of10TypePortMod, modXID, of10PortModLen-headerLen)
 	binary.BigEndian.PutUint16(m[8:], p16)
 	copy(m[10:16], pt.hw[:])
 	binary.BigEndian.PutUint32(m[16:], config&mask)
 	binary.BigEndian.PutUint32(m[20:], mask)
 	// advertise (m[24:28]) zero: leave the advertised features alone.
-	b := msg10(of10TypeBarrierRequest, p.xid+2, 0)
-	p.xid += 2
-	if err := p.write(ctx, append(m, b...)); err != nil {
-		return 0, fmt.Errorf("port %d: send port mod: %w", port, err)
+	m = append(m, msg10(of10TypeBarrierRequest, barrierXID, 0)...)
+	if count {
+		// Processed after the barrier: the count is of the changed port.
+		st := msg10(of10TypeStatsRequest, statsXID, 4+8)
+		binary.BigEndian.PutUint16(st[8:], of10StatsPort)
+		binary.BigEndian.PutUint16(st[12:], p16)
+		m = append(m, st...)
 	}
-	// The port mod's error, if any, comes before the barrier reply.
+	if err := p.write(ctx, m); err != nil {
+		return r, fmt.Errorf("port %d: send port mod: %w", port, err)
+	}
+	// The port mod's error, if any, comes before the barrier reply, and
+	// that before the stats reply.
+	applied := false
 	for {
 		var f []byte
 		select {
 		case f = <-p.frames:
 		case <-p.done:
-			return 0, fmt.Errorf("port %d: port mod: %w", port, p.down())
+			err = p.down()
 		case <-ctx.Done():
-			return 0, fmt.Errorf("port %d: port mod: %w", port, ctx.Err())
+			err = ctx.Err()
 		}
-		switch {
-		case f[1] == of10TypeError && (frameXID(f) == p.xid-1 || frameXID(f) == p.xid):
-			return 0, fmt.Errorf("port %d: port mod: %w: %s", port, ErrRefused, errorText10(f))
-		case f[1] == of10TypeBarrierReply && frameXID(f) == p.xid:
-			prev = pt.config & mask
+		if err != nil {
+			if applied {
+				r.RxErr = fmt.Errorf("port %d: port stats: %w", port, err)
+				return r, nil
+			}
+			return r, fmt.Errorf("port %d: port mod: %w", port, err)
+		}
+		switch xid := frameXID(f); {
+		case f[1] == of10TypeError && (xid == modXID || xid == barrierXID):
+			return r, fmt.Errorf("port %d: port mod: %w: %s", port, ErrRefused, errorText10(f))
+		case f[1] == of10TypeBarrierReply && xid == barrierXID:
+			r.Prev = pt.config & mask
 			pt.config = pt.config&^mask | config&mask
 			p.ports[p16] = pt
 			p.log.WithFields(logrus.Fields{"dpid": fmt.Sprintf("%016x", p.dpid), "port": port,
 				"config": fmt.Sprintf("0x%x", config&mask), "mask": fmt.Sprintf("0x%x", mask)}).Debug("port config set (OpenFlow 1.0)")
-			return prev, nil
+			if !count {
+				return r, nil
+			}
+			applied = true
+		case !applied || xid != statsXID:
+		case f[1] == of10TypeError:
+			r.RxErr = fmt.Errorf("port %d: port stats: %w: %s", port, ErrRefused, errorText10(f))
+			return r, nil
+		case f[1] == of10TypeStatsReply:
+			r.RxPackets, r.RxErr = portRx10(f, p16)
+			return r, nil
 		}
 	}
+}
+
+// portRx10 reads port's rx_packets from an OpenFlow 1.0 port stats reply.
+func portRx10(f []byte, port uint16) (uint64, error) {
+	if len(f) < headerLen+4 || binary.BigEndian.Uint16(f[8:]) != of10StatsPort {
+		return 0, fmt.Errorf("%w: not a port stats reply", ErrFrame)
+	}
+	for b := f[headerLen+4:]; len(b) >= of10PortStatsLen; b = b[of10PortStatsLen:] {
+		if binary.BigEndian.Uint16(b) == port {
+			return binary.BigEndian.Uint64(b[8:]), nil
+		}
+	}
+	return 0, fmt.Errorf("port stats reply without port %d", port)
 }
 
 // port10No maps an OpenFlow 1.3 port number to OpenFlow 1.0's 16 bits.

@@ -3,9 +3,11 @@ package ofctrl
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +242,60 @@ func TestPortConnIdle(t *testing.T) {
 	defer cancel()
 	if _, err := p.ModPort(ctx, 7, PortConfigNoFlood, PortConfigNoFlood); !errors.Is(err, ErrDisconnected) {
 		t.Fatalf("ModPort on a closed connection: err = %v, want ErrDisconnected", err)
+	}
+}
+
+// ModPortCounting reads the port's receive count in the same round trip,
+// after the change: the stats request follows the barrier.
+func TestPortConnCounting(t *testing.T) {
+	defer checkLeaks(t)
+	c := New(Config{Logger: testLogger(t)})
+	defer c.Close()
+	var order []uint8
+	p := pipePortConn(t, c, func(nc net.Conn) {
+		defer nc.Close()
+		br := bufio.NewReader(nc)
+		if !fakeHandshake(nc, br) {
+			return
+		}
+		for {
+			f, err := readFrame(br, MaxFrame)
+			if err != nil {
+				return
+			}
+			order = append(order, f[1])
+			var r []byte
+			switch f[1] {
+			case of10TypeBarrierRequest:
+				r = msg10(of10TypeBarrierReply, frameXID(f), 0)
+			case of10TypeStatsRequest:
+				if binary.BigEndian.Uint16(f[8:]) != of10StatsPort || binary.BigEndian.Uint16(f[12:]) != 7 {
+					r = msg10(of10TypeError, frameXID(f), 4)
+					break
+				}
+				r = msg10(of10TypeStatsReply, frameXID(f), 4+of10PortStatsLen)
+				binary.BigEndian.PutUint16(r[8:], of10StatsPort)
+				binary.BigEndian.PutUint16(r[12:], 7)
+				binary.BigEndian.PutUint64(r[12+8:], 12345)
+			}
+			if r != nil {
+				if _, err := nc.Write(r); err != nil {
+					return
+				}
+			}
+		}
+	})
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := p.ModPortCounting(ctx, 7, PortConfigNoFlood, PortConfigNoFlood)
+	if err != nil || r.RxErr != nil {
+		t.Fatalf("ModPortCounting: %v, rx error %v", err, r.RxErr)
+	}
+	if r.RxPackets != 12345 || r.Prev != 0 {
+		t.Fatalf("rx %d, prev 0x%x; want 12345, 0", r.RxPackets, r.Prev)
+	}
+	if want := []uint8{of10TypePortMod, of10TypeBarrierRequest, of10TypeStatsRequest}; !slices.Equal(order, want) {
+		t.Fatalf("messages in order %v, want %v", order, want)
 	}
 }
