@@ -130,8 +130,8 @@ type coldAdd struct {
 	mirrors []*mirror
 	pre     Program // compiled for generation preGen
 	preGen  uint8
-	fdb     <-chan fdbResult
-	isolate []string // output ports the take-over isolates in OVSDB
+	fdb     <-chan fdbResult // nil: addColdLocked reads the MAC table
+	isolate []string         // output ports the take-over isolates in OVSDB
 	// unlearned: NORMAL's MAC table can have no entry on the output (no
 	// output port, a port flowspan created or isolated before); else
 	// it is checked (see unlearnedCheck), with noStatic, the answer of
@@ -159,7 +159,19 @@ type takeOverResult struct {
 func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.Duration, error) {
 	b := a.b
 	bg := context.WithoutCancel(ctx)
-	fdb := sync.OnceValue(func() fdbResult { return <-a.fdb })
+	// The MAC table is read when needed: once the output learns nothing
+	// more (isolated), and, when the first bundle can go in unseeded
+	// (below), after it (a large table's dump takes ovs-vswitchd's main
+	// loop milliseconds, which would delay that bundle).
+	fdb := sync.OnceValue(func() fdbResult {
+		if a.fdb != nil {
+			return <-a.fdb
+		}
+		if a.isolated != nil {
+			a.isolated()
+		}
+		return <-m.readMACTable(ctx, b.name)
+	})
 	// Can the output be in NORMAL's MAC table? Asked now, answered while
 	// the first bundle goes out (see below).
 	unlearned := func() bool { return a.unlearned }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,8 @@ type labEnv struct {
 	h1, h2         *lab.Host
 	state          string
 	logs           *logtest.Hook // every entry the Manager logged
+	// wrapMACs, when set, wraps the MAC table reader the Manager gets.
+	wrapMACs func(MACTableReader) MACTableReader
 }
 
 func newLabEnv(t *testing.T) *labEnv {
@@ -48,9 +51,16 @@ func newLabEnvMode(t *testing.T, controllerMode bool) *labEnv {
 
 func newLabEnvWith(t *testing.T, controllerMode, takeOverFirst bool) *labEnv {
 	t.Helper()
+	return newLabEnvOpts(t, func(e *labEnv) { e.controllerMode, e.takeOverFirst = controllerMode, takeOverFirst })
+}
+
+// newLabEnvOpts is newLabEnv with opts applied before the Manager starts.
+func newLabEnvOpts(t *testing.T, opts func(*labEnv)) *labEnv {
+	t.Helper()
 	l := lab.New(t)
 	l.AddBridge(t, "br0")
-	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json"), controllerMode: controllerMode, takeOverFirst: takeOverFirst}
+	e := &labEnv{l: l, state: filepath.Join(t.TempDir(), "state.json")}
+	opts(e)
 	e.h1 = l.AddHost(t, "br0", "h1", lab.HostConfig{MAC: "02:00:00:00:00:01", IPv4: "10.0.0.1/24"})
 	e.h2 = l.AddHost(t, "br0", "h2", lab.HostConfig{MAC: "02:00:00:00:00:02", IPv4: "10.0.0.2/24"})
 	e.stop = e.start(t)
@@ -81,8 +91,13 @@ func (e *labEnv) start(t *testing.T) (stop func()) {
 		}
 		mode = ovsdb.ControllerMode{Target: target}
 	}
-	m, err := New(Config{Logger: log, OVSDB: NewOVSDB(cl, mode), Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}), TakeOverFirst: e.takeOverFirst,
-		StatePath: e.state, RetryInterval: 200 * time.Millisecond})
+	db := NewOVSDB(cl, mode)
+	var macs MACTableReader
+	if e.wrapMACs != nil {
+		macs = e.wrapMACs(db.(MACTableReader))
+	}
+	m, err := New(Config{Logger: log, OVSDB: db, Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}), TakeOverFirst: e.takeOverFirst,
+		MACTable: macs, StatePath: e.state, RetryInterval: 200 * time.Millisecond})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -1065,5 +1080,66 @@ func TestLabColdAddWithoutOpenFlow10(t *testing.T) {
 	e.h1.Ping(t, e.h2.IPv4(), 1)
 	if got := e.udpCopies(t, "mon", 5004, 5); got != 5 {
 		t.Fatalf("copies on mon: %d, want 5", got)
+	}
+}
+
+// macProbe is a MAC table reader that runs probe before each read.
+type macProbe struct {
+	MACTableReader
+	probe func()
+}
+
+func (p macProbe) FDBShow(ctx context.Context, bridge string) (string, error) {
+	p.probe()
+	return p.MACTableReader.FDBShow(ctx, bridge)
+}
+
+func (p macProbe) StaticMACs(ctx context.Context, bridge string) (int, error) {
+	return p.MACTableReader.(StaticMACCounter).StaticMACs(ctx, bridge)
+}
+
+// A first mirror to an output that never received a packet reads the MAC
+// table only after its first bundle is in (a large table's dump holds up
+// ovs-vswitchd's main loop) and after the output is isolated (it learns
+// nothing later).
+func TestLabColdAddReadsMACTableAfterFirstCopies(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		reads []time.Time
+	)
+	e := newLabEnvOpts(t, func(e *labEnv) {
+		e.wrapMACs = func(r MACTableReader) MACTableReader {
+			return macProbe{r, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				reads = append(reads, time.Now())
+			}}
+		}
+	})
+	e.l.AddInternalPort(t, "br0", "mon", 0)
+	if _, err := e.m.AddMirror(context.Background(), api.MirrorSpec{Name: "m", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI); err != nil {
+		t.Fatal(err)
+	}
+	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != true {
+		t.Fatalf("via_management_socket = %v", en.Data["via_management_socket"])
+	}
+	var isolated, synced time.Time
+	for _, en := range e.logs.AllEntries() {
+		switch {
+		case en.Message == "port config set (OpenFlow 1.0)" && en.Data["config"] == "0x14" && isolated.IsZero():
+			isolated = en.Time
+		case en.Message == "full sync done" && synced.IsZero():
+			synced = en.Time // the unseeded pipeline is in
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reads) == 0 || isolated.IsZero() || synced.IsZero() {
+		t.Fatalf("%d MAC table reads, isolated at %v, first full sync at %v", len(reads), isolated, synced)
+	}
+	if reads[0].Before(isolated) || reads[0].Before(synced) {
+		t.Fatalf("MAC table read at %s, output isolated at %s, first bundle in at %s: the read must come last",
+			reads[0].Format("15:04:05.000000"), isolated.Format("15:04:05.000000"), synced.Format("15:04:05.000000"))
 	}
 }

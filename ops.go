@@ -369,7 +369,7 @@ func (m *Manager) addLockedVia(ctx context.Context, spec api.MirrorSpec, origin 
 				undo = append(undo, func() { endFast(bg) })
 				facts = withIsolated(facts, out)
 			}
-			if fdb == nil {
+			if fdb == nil && sess == nil {
 				fdb = m.readMACTable(ctx, spec.Bridge)
 			}
 			if sess == nil {
