@@ -264,6 +264,7 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		b.facts.Unseeded = false
 		b.sw = a.sess.sw
 		if err == nil {
+			m.firstCopyGrace(ctx)
 			start(true)
 			prog, err = m.seedLocked(ctx, b, a.sess.sw, a.mirrors, fdb())
 		} else if errors.Is(err, errOutputLearned) {
@@ -277,6 +278,9 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		read := make(chan fdbResult, 1)
 		go func() { read <- fdb() }()
 		prog, err = m.applyCompiledLocked(ctx, b, gatedSwitch{a.sess.sw, isoGate}, a.mirrors, &pre, a.preGen, read)
+		if err == nil {
+			m.firstCopyGrace(ctx)
+		}
 		start(err == nil)
 	}
 	if err != nil {
@@ -336,6 +340,20 @@ func (m *Manager) addColdLocked(ctx context.Context, a coldAdd) (Program, time.D
 		return prog, tPrepared, err
 	}
 	return prog, tPrepared, nil
+}
+
+// firstCopyGrace waits Config.FirstCopyGrace (see there), or until ctx
+// ends.
+func (m *Manager) firstCopyGrace(ctx context.Context) {
+	if m.cfg.FirstCopyGrace <= 0 {
+		return
+	}
+	t := time.NewTimer(m.cfg.FirstCopyGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // errOutputLearned: the output may have entries in NORMAL's MAC table.

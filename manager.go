@@ -64,6 +64,15 @@ type Config struct {
 	// service mode with a local unix: OVSDB endpoint; this forces the
 	// slower order everywhere.
 	TakeOverFirst bool
+	// FirstCopyGrace is how long a bridge's first mirror, once its flows
+	// are in (through the management socket), leaves ovs-vswitchd's main
+	// loop to the packets that wait for them before the work that holds
+	// that loop up: the take-over's reconfiguration and the dump of a
+	// large MAC table (tens of milliseconds for 10,000 entries). On the
+	// userspace datapath the same loop handles the upcalls of new flows,
+	// so without it the first copies wait for that work. Default 5 ms;
+	// negative: none.
+	FirstCopyGrace time.Duration
 }
 
 // Manager owns the desired mirrors of every bridge and reconciles switches
@@ -150,6 +159,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.IdleRelease == 0 {
 		cfg.IdleRelease = time.Second
+	}
+	if cfg.FirstCopyGrace == 0 {
+		cfg.FirstCopyGrace = 5 * time.Millisecond
 	}
 	if cfg.MACTable == nil {
 		cfg.MACTable, _ = cfg.OVSDB.(MACTableReader)

@@ -37,6 +37,7 @@ type labEnv struct {
 	logs           *logtest.Hook // every entry the Manager logged
 	// wrapMACs, when set, wraps the MAC table reader the Manager gets.
 	wrapMACs func(MACTableReader) MACTableReader
+	grace    time.Duration // Config.FirstCopyGrace
 }
 
 func newLabEnv(t *testing.T) *labEnv {
@@ -97,7 +98,7 @@ func (e *labEnv) start(t *testing.T) (stop func()) {
 		macs = e.wrapMACs(db.(MACTableReader))
 	}
 	m, err := New(Config{Logger: log, OVSDB: db, Controller: oc, Compiler: NewFlowsCompiler(flows.Config{}), TakeOverFirst: e.takeOverFirst,
-		MACTable: macs, StatePath: e.state, RetryInterval: 200 * time.Millisecond})
+		MACTable: macs, FirstCopyGrace: e.grace, StatePath: e.state, RetryInterval: 200 * time.Millisecond})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -1099,16 +1100,20 @@ func (p macProbe) StaticMACs(ctx context.Context, bridge string) (int, error) {
 }
 
 // A first mirror to an output that never received a packet reads the MAC
-// table only after its first bundle is in (a large table's dump holds up
-// ovs-vswitchd's main loop) and after the output is isolated (it learns
-// nothing later).
+// table only after its first bundle is in and Config.FirstCopyGrace has
+// passed (a large table's dump holds up ovs-vswitchd's main loop, which
+// also turns the packets waiting for the new flows into first copies), and
+// after the output is isolated (it learns nothing later). The take-over
+// waits for the grace too.
 func TestLabColdAddReadsMACTableAfterFirstCopies(t *testing.T) {
 	t.Parallel()
 	var (
 		mu    sync.Mutex
 		reads []time.Time
 	)
+	const grace = 40 * time.Millisecond
 	e := newLabEnvOpts(t, func(e *labEnv) {
+		e.grace = grace
 		e.wrapMACs = func(r MACTableReader) MACTableReader {
 			return macProbe{r, func() {
 				mu.Lock()
@@ -1124,21 +1129,26 @@ func TestLabColdAddReadsMACTableAfterFirstCopies(t *testing.T) {
 	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != true {
 		t.Fatalf("via_management_socket = %v", en.Data["via_management_socket"])
 	}
-	var isolated, synced time.Time
+	var isolated, synced, tookOver time.Time
 	for _, en := range e.logs.AllEntries() {
 		switch {
 		case en.Message == "port config set (OpenFlow 1.0)" && en.Data["config"] == "0x14" && isolated.IsZero():
 			isolated = en.Time
 		case en.Message == "full sync done" && synced.IsZero():
 			synced = en.Time // the unseeded pipeline is in
+		case en.Message == "bridge handed over to flowspan" && tookOver.IsZero():
+			tookOver = en.Time
 		}
+	}
+	if tookOver.Sub(synced) < grace {
+		t.Fatalf("take-over done %v after the first bundle, want at least the grace %v", tookOver.Sub(synced), grace)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(reads) == 0 || isolated.IsZero() || synced.IsZero() {
 		t.Fatalf("%d MAC table reads, isolated at %v, first full sync at %v", len(reads), isolated, synced)
 	}
-	if reads[0].Before(isolated) || reads[0].Before(synced) {
+	if reads[0].Before(isolated) || reads[0].Sub(synced) < grace {
 		t.Fatalf("MAC table read at %s, output isolated at %s, first bundle in at %s: the read must come last",
 			reads[0].Format("15:04:05.000000"), isolated.Format("15:04:05.000000"), synced.Format("15:04:05.000000"))
 	}
