@@ -50,16 +50,23 @@
 //     restarts, is applied and the port's OpenFlow config put back as it
 //     was. Bridges whose protocols leave out OpenFlow 1.0 get the OVSDB
 //     isolation first.
+//   - The OpenFlow 1.0 connection is kept per listener, answering echo
+//     requests, and dialled again in the background after a take-over or a
+//     reconnect, so an add isolates in one round trip; its bundle goes out
+//     meanwhile and the commit waits for the isolation (ApplyGated).
 //   - The first mirror on a bridge goes in through the bridge's management
 //     socket (Management, SessionDialer: <rundir>/<bridge>.mgmt, service
 //     mode only) while the take-over transaction is applied; flowspan's own
 //     connection then adopts the flows when it finds them all (cold.go).
-//     When the output cannot be in NORMAL's MAC table (it never received a
-//     packet and the table has no static entries, or flowspan created or
-//     isolated it) that first pipeline goes in unseeded (a destination the
-//     shadow MAC table misses predicts no egress instead of a flood) and
-//     the MAC table, whose dump costs ovs-vswitchd milliseconds when large,
-//     follows in a second bundle.
+//     The session is kept for the bridge's next first mirror. When the
+//     output cannot be in NORMAL's MAC table (it had received no packet once
+//     isolated, a count read with the port-mod, and the table has no static
+//     entries, or flowspan created or isolated it) that first pipeline goes
+//     in unseeded (a destination the shadow MAC table misses predicts no
+//     egress instead of a flood) and the MAC table, whose dump holds
+//     ovs-vswitchd's main loop for milliseconds when large, follows in a
+//     second bundle, after Config.FirstCopyGrace: that loop also runs the
+//     upcalls that turn waiting packets into first copies.
 //   - On a bridge that was never handed over the first full sync does not
 //     read the flow table first; flows a crashed run left are looked for
 //     after it (tidyLocked).
