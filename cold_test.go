@@ -116,22 +116,30 @@ func newMgmtEnv(t *testing.T) (*testEnv, *mgmtOVSDB, *mgmtController) {
 	return e, db, ctl
 }
 
+// addInOneBundle adds spec1 (output mon, port 4) and fails unless it is
+// active and the switch got exactly one bundle (what: which one) with its
+// copies.
+func addInOneBundle(t *testing.T, e *testEnv, what string) *fakeSwitch {
+	t.Helper()
+	if m := e.add(spec1()); m.Status.State != api.StateActive {
+		t.Fatalf("status = %v", m.Status)
+	}
+	sw := e.ctl.sw(1)
+	if n := sw.numApplies(); n != 1 {
+		t.Fatalf("%d bundles committed, want 1 (%s)", n, what)
+	}
+	if !hasFlow(sw, "actions=output:4") {
+		t.Fatalf("flows: %q", sw.texts())
+	}
+	return sw
+}
+
 // The first mirror on a bridge goes in through the management socket; the
 // bridge's own connection then takes over without a second full sync.
 func TestColdAddThroughManagementSocket(t *testing.T) {
 	e, _, ctl := newMgmtEnv(t)
 	e.start()
-	m := e.add(spec1())
-	if m.Status.State != api.StateActive {
-		t.Fatalf("status = %v", m.Status)
-	}
-	sw := e.ctl.sw(1)
-	if n := sw.numApplies(); n != 1 {
-		t.Fatalf("%d bundles, want 1 (the session's full sync, adopted by the connection)", n)
-	}
-	if !hasFlow(sw, "actions=output:4") {
-		t.Fatalf("flows: %q", sw.texts())
-	}
+	sw := addInOneBundle(t, e, "the session's full sync, adopted by the connection")
 	ctl.mu.Lock()
 	sessions, open, isolations, noFlood := slices.Clone(ctl.sessions), ctl.open, slices.Clone(ctl.isolations), len(ctl.noFlood)
 	ctl.mu.Unlock()
@@ -164,17 +172,7 @@ func TestColdAddIsolationFailureTakesOverFirst(t *testing.T) {
 	e, _, ctl := newMgmtEnv(t)
 	ctl.isoErr = errors.New("no OpenFlow 1.0 here")
 	e.start()
-	m := e.add(spec1())
-	if m.Status.State != api.StateActive {
-		t.Fatalf("status = %v", m.Status)
-	}
-	sw := e.ctl.sw(1)
-	if n := sw.numApplies(); n != 1 {
-		t.Fatalf("%d bundles committed, want 1 (the full sync after the take-over)", n)
-	}
-	if !hasFlow(sw, "actions=output:4") {
-		t.Fatalf("flows: %q", sw.texts())
-	}
+	addInOneBundle(t, e, "the full sync after the take-over")
 	ctl.mu.Lock()
 	sessions, open := slices.Clone(ctl.sessions), ctl.open
 	ctl.mu.Unlock()

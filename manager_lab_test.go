@@ -694,6 +694,25 @@ func (e *labEnv) addedEntry(t *testing.T, name string) *logrus.Entry {
 	return nil
 }
 
+// wantViaManagement fails unless mirror name was added (first logged add)
+// through the management socket.
+func (e *labEnv) wantViaManagement(t *testing.T, name string) {
+	t.Helper()
+	if en := e.addedEntry(t, name); en.Data["via_management_socket"] != true {
+		t.Fatalf("%s: via_management_socket = %v, want true", name, en.Data["via_management_socket"])
+	}
+}
+
+// wantCopies has h1 ping h2 once and fails unless output gets n copies of
+// the UDP probes to dport.
+func (e *labEnv) wantCopies(t *testing.T, output string, dport uint16, n int) {
+	t.Helper()
+	e.h1.Ping(t, e.h2.IPv4(), 1)
+	if got := e.udpCopies(t, output, dport, n); got != n {
+		t.Fatalf("copies on %s: %d, want %d", output, got, n)
+	}
+}
+
 // The first mirror on a bridge goes in through the management socket. On a
 // bridge already taken over, a new output port is isolated over
 // OpenFlow (NO_FLOOD, NO_RECV) so the flows go in before the OVSDB
@@ -749,10 +768,7 @@ func TestLabWarmAddIsolatesOverOpenFlowFirst(t *testing.T) {
 	if tag := strings.TrimSpace(e.l.MustVsctl(t, "get", "Port", "mon", "tag")); tag != "4095" {
 		t.Fatalf("mon's tag = %s, want the isolation VLAN 4095", tag)
 	}
-	e.h1.Ping(t, e.h2.IPv4(), 1)
-	if got := e.udpCopies(t, "mon", 5002, 5); got != 5 {
-		t.Fatalf("copies on mon: %d, want 5", got)
-	}
+	e.wantCopies(t, "mon", 5002, 5)
 
 	// Without OpenFlow 1.0 the add still works, isolating in OVSDB first.
 	// The protocols change makes OVS re-initialize its connections: wait
@@ -872,13 +888,8 @@ func TestLabColdAddOutputThatReceived(t *testing.T) {
 	if !waited || early || syncs != 1 {
 		t.Fatalf("waited for the MAC table %v, unseeded first %v, %d full syncs; want true, false, 1", waited, early, syncs)
 	}
-	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != true {
-		t.Fatalf("via_management_socket = %v", en.Data["via_management_socket"])
-	}
-	e.h1.Ping(t, e.h2.IPv4(), 1)
-	if got := e.udpCopies(t, "h3", 5004, 5); got != 5 {
-		t.Fatalf("copies on h3: %d, want 5", got)
-	}
+	e.wantViaManagement(t, "m")
+	e.wantCopies(t, "h3", 5004, 5)
 }
 
 // The OpenFlow 1.0 connection a warm add isolates its output on is ready
@@ -964,10 +975,7 @@ func TestLabIsolationConnectionFollowsTakeOver(t *testing.T) {
 	})
 	waitStatus(t, e.m, "other", "active")
 	warmAdd("m2", "h1")
-	e.h1.Ping(t, e.h2.IPv4(), 1)
-	if got := e.udpCopies(t, "mon", 5002, 5); got != 5 {
-		t.Fatalf("copies on mon: %d, want 5", got)
-	}
+	e.wantCopies(t, "mon", 5002, 5)
 }
 
 // A first mirror whose output never received a packet still waits for the
@@ -991,13 +999,8 @@ func TestLabColdAddWithStaticMACs(t *testing.T) {
 	if !waited {
 		t.Fatal("bridge with a static MAC entry on the output: the unseeded pipeline went in first")
 	}
-	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != true {
-		t.Fatalf("via_management_socket = %v", en.Data["via_management_socket"])
-	}
-	e.h1.Ping(t, e.h2.IPv4(), 1)
-	if got := e.udpCopies(t, "mon", 5004, 5); got != 5 {
-		t.Fatalf("copies on mon: %d, want 5", got)
-	}
+	e.wantViaManagement(t, "m")
+	e.wantCopies(t, "mon", 5004, 5)
 }
 
 // A bridge's management session outlives the add that opened it: the next
@@ -1023,16 +1026,11 @@ func TestLabColdSessionKept(t *testing.T) {
 		if _, err := e.m.AddMirror(ctx, api.MirrorSpec{Name: name, Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI); err != nil {
 			t.Fatal(err)
 		}
-		if en := e.addedEntry(t, name); en.Data["via_management_socket"] != true {
-			t.Fatalf("%s: via_management_socket = %v, want true", name, en.Data["via_management_socket"])
-		}
+		e.wantViaManagement(t, name)
 		if got := opened(); got != wantOpened {
 			t.Fatalf("%s: %d sessions opened so far, want %d", name, got, wantOpened)
 		}
-		e.h1.Ping(t, e.h2.IPv4(), 1)
-		if got := e.udpCopies(t, "mon", 5002, 3); got != 3 {
-			t.Fatalf("%s: copies on mon: %d, want 3", name, got)
-		}
+		e.wantCopies(t, "mon", 5002, 3)
 		if err := e.m.DeleteMirror(ctx, name); err != nil {
 			t.Fatal(err)
 		}
@@ -1078,10 +1076,7 @@ func TestLabColdAddWithoutOpenFlow10(t *testing.T) {
 	if !fellBack {
 		t.Fatal("no fallback logged")
 	}
-	e.h1.Ping(t, e.h2.IPv4(), 1)
-	if got := e.udpCopies(t, "mon", 5004, 5); got != 5 {
-		t.Fatalf("copies on mon: %d, want 5", got)
-	}
+	e.wantCopies(t, "mon", 5004, 5)
 }
 
 // macProbe is a MAC table reader that runs probe before each read.
@@ -1126,9 +1121,7 @@ func TestLabColdAddReadsMACTableAfterFirstCopies(t *testing.T) {
 	if _, err := e.m.AddMirror(context.Background(), api.MirrorSpec{Name: "m", Bridge: "br0", Ports: []string{"h1"}, Output: api.Output{Port: "mon"}}, api.OriginAPI); err != nil {
 		t.Fatal(err)
 	}
-	if en := e.addedEntry(t, "m"); en.Data["via_management_socket"] != true {
-		t.Fatalf("via_management_socket = %v", en.Data["via_management_socket"])
-	}
+	e.wantViaManagement(t, "m")
 	var isolated, synced, tookOver time.Time
 	for _, en := range e.logs.AllEntries() {
 		switch {

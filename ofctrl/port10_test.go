@@ -253,37 +253,23 @@ func TestPortConnCounting(t *testing.T) {
 	defer c.Close()
 	var order []uint8
 	p := pipePortConn(t, c, func(nc net.Conn) {
-		defer nc.Close()
-		br := bufio.NewReader(nc)
-		if !fakeHandshake(nc, br) {
-			return
-		}
-		for {
-			f, err := readFrame(br, MaxFrame)
-			if err != nil {
-				return
-			}
+		fakePortSwitch(t, nc, func(f []byte) [][]byte {
 			order = append(order, f[1])
-			var r []byte
 			switch f[1] {
 			case of10TypeBarrierRequest:
-				r = msg10(of10TypeBarrierReply, frameXID(f), 0)
+				return [][]byte{msg10(of10TypeBarrierReply, frameXID(f), 0)}
 			case of10TypeStatsRequest:
 				if binary.BigEndian.Uint16(f[8:]) != of10StatsPort || binary.BigEndian.Uint16(f[12:]) != 7 {
-					r = msg10(of10TypeError, frameXID(f), 4)
-					break
+					return [][]byte{msg10(of10TypeError, frameXID(f), 4)}
 				}
-				r = msg10(of10TypeStatsReply, frameXID(f), 4+of10PortStatsLen)
+				r := msg10(of10TypeStatsReply, frameXID(f), 4+of10PortStatsLen)
 				binary.BigEndian.PutUint16(r[8:], of10StatsPort)
 				binary.BigEndian.PutUint16(r[12:], 7)
 				binary.BigEndian.PutUint64(r[12+8:], 12345)
+				return [][]byte{r}
 			}
-			if r != nil {
-				if _, err := nc.Write(r); err != nil {
-					return
-				}
-			}
-		}
+			return nil
+		})
 	})
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
