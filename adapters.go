@@ -516,6 +516,9 @@ func (s ofSwitch) ApplyGated(ctx context.Context, ch Changes, gate func(context.
 	return s.sw.ApplyGated(ctx, mods, gate)
 }
 
+// Connected implements Liveness.
+func (s ofSwitch) Connected() bool { return s.sw.Connected() }
+
 func (s ofSwitch) FlowStats(ctx context.Context, cookie, mask uint64) ([]FlowStat, error) {
 	st, err := s.sw.FlowStats(ctx, ofctrl.FlowFilter{Table: ofctrl.TableAll, Cookie: cookie, CookieMask: mask})
 	if err != nil {

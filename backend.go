@@ -203,6 +203,12 @@ type SessionDialer interface {
 	DialSession(ctx context.Context, target string, dpid uint64) (sw Switch, closeFn func(), err error)
 }
 
+// Liveness is an optional capability of a Switch: whether its connection
+// is still up.
+type Liveness interface {
+	Connected() bool
+}
+
 // Compiler turns mirror specs and bridge facts into flows. NewFlowsCompiler
 // adapts the flows package. It must be pure and deterministic.
 type Compiler interface {

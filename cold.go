@@ -51,6 +51,13 @@ type coldSession struct {
 	isoRxOK bool   // isoRx is known
 }
 
+// sessionLost says whether s's connection went down (when its Switch can
+// tell: Liveness).
+func sessionLost(s *coldSession) bool {
+	l, ok := s.sw.(Liveness)
+	return ok && !l.Connected()
+}
+
 // isolated waits for the output's isolation over OpenFlow and reports
 // whether it was done.
 func (s *coldSession) isolated() bool {

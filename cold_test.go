@@ -45,7 +45,18 @@ type mgmtController struct {
 	lose bool
 	// isoErr, when set, is IsolateNow's error.
 	isoErr error
+	// lost, when set, makes sessions go down at their first change.
+	lost bool
 }
+
+// lostConn is a session that went down: changes fail, Connected says so.
+type lostConn struct{ fakeConn }
+
+func (lostConn) Apply(context.Context, Changes) error {
+	return errors.New("write: broken pipe (bundle discarded)")
+}
+
+func (lostConn) Connected() bool { return false }
 
 func (c *mgmtController) DialSession(_ context.Context, target string, want uint64) (Switch, func(), error) {
 	var dpid uint64
@@ -65,7 +76,11 @@ func (c *mgmtController) DialSession(_ context.Context, target string, want uint
 	c.sessions = append(c.sessions, target)
 	c.open++
 	closed := false
-	return fakeConn{c.sw(dpid), -len(c.sessions)}, func() {
+	var conn Switch = fakeConn{c.sw(dpid), -len(c.sessions)}
+	if c.lost {
+		conn = lostConn{conn.(fakeConn)}
+	}
+	return conn, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if !closed {
@@ -185,6 +200,25 @@ func TestColdAddIsolationFailureTakesOverFirst(t *testing.T) {
 	}
 	if got, err := e.m.Mirrors(context.Background()); err != nil || len(got) != 1 {
 		t.Fatalf("mirrors after the add: %d, %v; want 1", len(got), err)
+	}
+}
+
+// A session that goes down under the add (one kept from an earlier add
+// whose switch restarted, say) does not fail the add: it takes the bridge
+// over first.
+func TestColdAddSessionLostTakesOverFirst(t *testing.T) {
+	e, _, ctl := newMgmtEnv(t)
+	ctl.lost = true
+	e.start()
+	addInOneBundle(t, e, "the full sync after the take-over")
+	ctl.mu.Lock()
+	sessions, open := slices.Clone(ctl.sessions), ctl.open
+	ctl.mu.Unlock()
+	if !slices.Equal(sessions, []string{"unix:/run/br0.mgmt"}) || open != 0 {
+		t.Fatalf("sessions %q, %d left open", sessions, open)
+	}
+	if _, taken := e.db.snapshot(); !taken["br0"] {
+		t.Fatal("bridge not taken over")
 	}
 }
 

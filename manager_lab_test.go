@@ -1037,18 +1037,28 @@ func TestLabColdSessionKept(t *testing.T) {
 	}
 	round("m1", 1)
 	round("m2", 1) // the same session
+	mgmt := "unix:" + filepath.Join(e.l.RunDir(), "br0.mgmt")
+	oc := e.m.cfg.Controller.(*OFController)
 	e.l.RestartVswitchd(t)
-	lab.Eventually(t, 10*time.Second, func() error { // the add looks for it
+	lab.Eventually(t, 10*time.Second, func() error {
+		// The add looks for the socket; the kept session must have seen
+		// its end (an add racing that falls back to taking the bridge
+		// over first: TestColdAddSessionLostTakesOverFirst).
 		if fi, err := os.Stat(filepath.Join(e.l.RunDir(), "br0.mgmt")); err != nil || fi.Mode().Type() != os.ModeSocket {
 			return errors.New("no management socket yet")
+		}
+		oc.pmu.Lock()
+		defer oc.pmu.Unlock()
+		if s := oc.sessions[mgmt]; s != nil && s.sw.Connected() {
+			return errors.New("kept session still up")
 		}
 		return nil
 	})
 	round("m3", 2) // the old session ended with ovs-vswitchd
 	e.l.MustVsctl(t, "set", "Bridge", "br0", "other_config:datapath-id=00000000000000aa")
-	lab.Eventually(t, 10*time.Second, func() error {
-		if got := e.l.DatapathID(t, "br0"); got != 0xaa {
-			return fmt.Errorf("datapath id %x", got)
+	lab.Eventually(t, 10*time.Second, func() error { // as the Manager sees it
+		if f, err := e.m.cfg.OVSDB.Bridge(ctx, "br0"); err != nil || f.DatapathID != 0xaa {
+			return fmt.Errorf("datapath id %x (%v)", f.DatapathID, err)
 		}
 		return nil
 	})

@@ -557,10 +557,16 @@ func (m *Manager) addLockedVia(ctx context.Context, spec api.MirrorSpec, origin 
 			ca.noStatic, ca.isolated = noStatic, sess.isolated
 		}
 		prog, tPrepared, err = m.addColdLocked(ctx, ca)
-		if errors.Is(err, errNotIsolated) {
-			// Nothing changed: again, taking the bridge over first.
+		if lost := sessionLost(sess); errors.Is(err, errNotIsolated) || (err != nil && lost) {
+			// Again, taking the bridge over first: nothing changed, or the
+			// session (kept from an earlier add, say) went down under the
+			// add, and the take-over's full sync finds whatever it left.
 			rollback()
-			log.WithError(sess.isoErr).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
+			if lost {
+				log.WithError(err).Debug("the management session went down: taking the bridge over first")
+			} else {
+				log.WithError(sess.isoErr).Debug("isolating the output over OpenFlow failed: taking the bridge over first")
+			}
 			sess.close()
 			return m.addLockedVia(ctx, spec, origin, strict, false)
 		}
