@@ -180,45 +180,35 @@ func TestColdAddThroughManagementSocket(t *testing.T) {
 	}
 }
 
-// When the output cannot be isolated over OpenFlow, the session's bundle
-// is not committed (it went out while the isolation was tried): the add
-// starts again and takes the bridge over first, isolating in OVSDB.
-func TestColdAddIsolationFailureTakesOverFirst(t *testing.T) {
-	e, _, ctl := newMgmtEnv(t)
-	ctl.isoErr = errors.New("no OpenFlow 1.0 here")
-	e.start()
-	addInOneBundle(t, e, "the full sync after the take-over")
-	ctl.mu.Lock()
-	sessions, open := slices.Clone(ctl.sessions), ctl.open
-	ctl.mu.Unlock()
-	if !slices.Equal(sessions, []string{"unix:/run/br0.mgmt"}) || open != 0 {
-		t.Fatalf("sessions %q, %d left open", sessions, open)
-	}
-	bs, taken := e.db.snapshot()
-	if !taken["br0"] || !bs["br0"].Ports["mon"].Isolated {
-		t.Fatalf("after the add: taken over %v, mon isolated in OVSDB %v", taken["br0"], bs["br0"].Ports["mon"].Isolated)
-	}
-	if got, err := e.m.Mirrors(context.Background()); err != nil || len(got) != 1 {
-		t.Fatalf("mirrors after the add: %d, %v; want 1", len(got), err)
-	}
-}
-
-// A session that goes down under the add (one kept from an earlier add
-// whose switch restarted, say) does not fail the add: it takes the bridge
-// over first.
-func TestColdAddSessionLostTakesOverFirst(t *testing.T) {
-	e, _, ctl := newMgmtEnv(t)
-	ctl.lost = true
-	e.start()
-	addInOneBundle(t, e, "the full sync after the take-over")
-	ctl.mu.Lock()
-	sessions, open := slices.Clone(ctl.sessions), ctl.open
-	ctl.mu.Unlock()
-	if !slices.Equal(sessions, []string{"unix:/run/br0.mgmt"}) || open != 0 {
-		t.Fatalf("sessions %q, %d left open", sessions, open)
-	}
-	if _, taken := e.db.snapshot(); !taken["br0"] {
-		t.Fatal("bridge not taken over")
+// The add starts again, taking the bridge over first (isolating the output
+// in OVSDB), when the output cannot be isolated over OpenFlow (the session's
+// bundle, sent while that was tried, is not committed) and when the session
+// goes down under the add (one kept from an earlier add whose switch
+// restarted, say).
+func TestColdAddFallsBackToTakeOverFirst(t *testing.T) {
+	for name, setup := range map[string]func(*mgmtController){
+		"isolation fails": func(c *mgmtController) { c.isoErr = errors.New("no OpenFlow 1.0 here") },
+		"session lost":    func(c *mgmtController) { c.lost = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, _, ctl := newMgmtEnv(t)
+			setup(ctl)
+			e.start()
+			addInOneBundle(t, e, "the full sync after the take-over")
+			ctl.mu.Lock()
+			sessions, open := slices.Clone(ctl.sessions), ctl.open
+			ctl.mu.Unlock()
+			if !slices.Equal(sessions, []string{"unix:/run/br0.mgmt"}) || open != 0 {
+				t.Fatalf("sessions %q, %d left open", sessions, open)
+			}
+			bs, taken := e.db.snapshot()
+			if !taken["br0"] || !bs["br0"].Ports["mon"].Isolated {
+				t.Fatalf("after the add: taken over %v, mon isolated in OVSDB %v", taken["br0"], bs["br0"].Ports["mon"].Isolated)
+			}
+			if got, err := e.m.Mirrors(context.Background()); err != nil || len(got) != 1 {
+				t.Fatalf("mirrors after the add: %d, %v; want 1", len(got), err)
+			}
+		})
 	}
 }
 
