@@ -17,7 +17,7 @@ reloads it. SIGTERM/SIGINT stop the daemon and leave the flows in place.
 --metrics "" disables the Prometheus endpoint (GET /metrics).
 In service mode with a local unix: --ovsdb, a bridge's first mirror goes in
 through the bridge's management socket (<rundir>/<bridge>.mgmt) while the
-controller target is added, for first copies as soon as a native Mirror's;
+controller target is added, for first copies sooner than a native Mirror's;
 --take-over-first waits for flowspan's own connection instead.
 Log level: FLOWSPAN_LOG_LEVEL (debug, info, warn; default info).
 `
