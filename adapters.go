@@ -349,10 +349,10 @@ func (a *OFController) Switch(dpid uint64) (Switch, bool) {
 // IsolateNow implements PortIsolator with OpenFlow 1.0's NO_FLOOD and
 // NO_RECV port config bits (OpenFlow 1.3 has no NO_FLOOD), on a second,
 // OpenFlow 1.0 connection to target.
-// The port's receive count comes in the same round trip.
-func (a *OFController) IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (Isolation, error) {
+// The port's receive count comes in the same round trip (ModPortCounting).
+func (a *OFController) IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32, count bool) (Isolation, error) {
 	const bits = ofctrl.PortConfigNoFlood | ofctrl.PortConfigNoRecv
-	r, err := a.modPort(ctx, target, dpid, ofport, bits, bits, true)
+	r, err := a.modPort(ctx, target, dpid, ofport, bits, bits, count)
 	if err != nil {
 		return Isolation{}, err
 	}

@@ -156,8 +156,10 @@ type PortIsolator interface {
 	// reachable at target (the switch's passive listener), stop receiving
 	// NORMAL's floods and drop what it receives, and returns once the
 	// switch applied that. Isolation.Undo restores the port's previous
-	// settings and must be called exactly once.
-	IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32) (Isolation, error)
+	// settings and must be called exactly once. With count, the port's
+	// receive count is read too, in the same round trip
+	// (Isolation.RxPackets).
+	IsolateNow(ctx context.Context, target string, dpid uint64, ofport uint32, count bool) (Isolation, error)
 	// PrepareIsolation may set up, in the background, what IsolateNow
 	// will need for the switch at target, so that it costs one round trip.
 	PrepareIsolation(target string, dpid uint64)
@@ -166,10 +168,10 @@ type PortIsolator interface {
 // Isolation is a port isolated by PortIsolator.IsolateNow.
 type Isolation struct {
 	Undo func(context.Context) error
-	// RxPackets is how many packets the port had received once isolated
-	// (NORMAL learns nothing from later ones): none means NORMAL's MAC
-	// table has no entry on it but static ones. RxErr says why it is not
-	// known.
+	// RxPackets (when counted) is how many packets the port had received
+	// once isolated (NORMAL learns nothing from later ones): none means
+	// NORMAL's MAC table has no entry on it but static ones. RxErr says why
+	// it is not known.
 	RxPackets uint64
 	RxErr     error
 }

@@ -112,7 +112,7 @@ func (m *Manager) openColdSessionLocked(ctx context.Context, b *bridgeState, tar
 			s.isoErr = errors.New("the controller cannot isolate ports over OpenFlow")
 		default:
 			var i Isolation
-			if i, s.isoErr = pi.IsolateNow(ctx, target, dpid, isolate); s.isoErr == nil {
+			if i, s.isoErr = pi.IsolateNow(ctx, target, dpid, isolate, true); s.isoErr == nil {
 				s.isoUndo, s.isoRx, s.isoRxOK = i.Undo, i.RxPackets, i.RxErr == nil
 			}
 		}

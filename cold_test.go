@@ -90,7 +90,7 @@ func (c *mgmtController) DialSession(_ context.Context, target string, want uint
 	}, nil
 }
 
-func (c *mgmtController) IsolateNow(_ context.Context, target string, dpid uint64, ofport uint32) (Isolation, error) {
+func (c *mgmtController) IsolateNow(_ context.Context, target string, dpid uint64, ofport uint32, _ bool) (Isolation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.isoErr != nil {

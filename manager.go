@@ -627,7 +627,7 @@ func (m *Manager) compileFacts(b *bridgeState) Bridge {
 // OpenFlow 1.0 too. ok is false otherwise and nothing changed. It touches
 // no Manager state (it runs beside the add that holds the lock).
 func (m *Manager) isolateNow(ctx context.Context, bridge, target string, dpid uint64, p Port) (undo func(context.Context) error, ok bool) {
-	iso, err := m.cfg.Controller.(PortIsolator).IsolateNow(ctx, target, dpid, p.OFPort)
+	iso, err := m.cfg.Controller.(PortIsolator).IsolateNow(ctx, target, dpid, p.OFPort, false) // a warm add needs no count
 	if err != nil {
 		m.log.WithError(err).WithFields(logrus.Fields{"bridge": bridge, "port": p.Name}).
 			Debug("isolating the output over OpenFlow failed: flows wait for the OVSDB isolation")

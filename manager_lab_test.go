@@ -827,7 +827,7 @@ func TestLabPrepareIsolation(t *testing.T) {
 	oc.pmu.Lock()
 	prepared := oc.portConns[target]
 	oc.pmu.Unlock()
-	iso, err := oc.IsolateNow(context.Background(), target, dpid, uint32(l.OFPort(t, "mon")))
+	iso, err := oc.IsolateNow(context.Background(), target, dpid, uint32(l.OFPort(t, "mon")), true)
 	if err != nil {
 		t.Fatal(err)
 	}
